@@ -1,0 +1,187 @@
+"""Billbee connection settings, validated once, before any request is sent.
+
+:class:`BillbeeConfig` is built from the four things an Airflow connection holds (host,
+login, password, extra) but knows nothing of Airflow, so the hook, the sandbox demo and
+tests all share one set of rules and one set of error messages.
+
+This module does not import Airflow.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from billbee_provider.errors import BillbeeConfigError
+
+DEFAULT_HOST = "https://app.billbee.io"
+#: Per endpoint, per API key + user (API-FACTS "Throttling").
+DEFAULT_ENDPOINT_RATE_LIMIT = 2
+#: All endpoints together, per API key + user.
+DEFAULT_ACCOUNT_RATE_LIMIT = 10
+
+#: Extra keys this connection type understands, with their converters.
+NUMERIC_EXTRAS: dict[str, type] = {
+    "connect_timeout": float,
+    "read_timeout": float,
+    "endpoint_rate_limit": int,
+    "account_rate_limit": int,
+    "max_retries": int,
+}
+KNOWN_EXTRAS = frozenset({"api_key", *NUMERIC_EXTRAS})
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+@dataclass(frozen=True, repr=False)
+class BillbeeConfig:
+    """Everything the client needs to talk to one Billbee account.
+
+    :param base_url: ``scheme://host[:port]`` without a path, e.g. ``https://app.billbee.io``.
+    :param api_key: value of the ``X-Billbee-Api-Key`` header (identifies the app).
+    :param user: Billbee user name or e-mail (HTTP Basic user).
+    :param password: the account's API password (not the login password).
+    :param connect_timeout: seconds to wait for a TCP/TLS connection.
+    :param read_timeout: seconds to wait for an answer once the request is sent.
+    :param endpoint_rate_limit: requests/s allowed per endpoint.
+    :param account_rate_limit: requests/s allowed over all endpoints.
+    :param max_retries: retries after the first attempt for retryable failures.
+    """
+
+    base_url: str
+    api_key: str
+    user: str
+    password: str
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    endpoint_rate_limit: int = DEFAULT_ENDPOINT_RATE_LIMIT
+    account_rate_limit: int = DEFAULT_ACCOUNT_RATE_LIMIT
+    max_retries: int = 5
+
+    def __repr__(self) -> str:
+        # Never show the secrets, even in a debugger or a traceback's locals.
+        return f"BillbeeConfig(base_url={self.base_url!r}, user=<set>, api_key=<set>, password=<set>)"
+
+    @property
+    def secrets(self) -> tuple[str, str]:
+        """The values that must never appear in logs: API key and API password."""
+        return (self.api_key, self.password)
+
+    @classmethod
+    def from_connection(
+        cls,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: Mapping[str, Any] | None,
+        *,
+        conn_id: str = "billbee_default",
+    ) -> BillbeeConfig:
+        """Validate connection fields and build the config.
+
+        :raises BillbeeConfigError: naming the connection and the field at fault.
+        """
+        extra = dict(extra or {})
+        missing = _missing_fields(login, password, extra.get("api_key"))
+        if missing:
+            raise BillbeeConfigError(
+                f"Billbee connection {conn_id!r} is missing {', '.join(missing)}; "
+                "set it in the connection (Admin > Connections) before running"
+            )
+        numbers: dict[str, Any] = {
+            k: _number(conn_id, k, extra[k]) for k in NUMERIC_EXTRAS if _given(extra.get(k))
+        }
+        return cls(
+            base_url=normalize_base_url(host, conn_id=conn_id),
+            api_key=str(extra["api_key"]).strip(),
+            user=str(login).strip(),
+            password=str(password),
+            **numbers,
+        )
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                raise BillbeeConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        for name in ("endpoint_rate_limit", "account_rate_limit"):
+            if getattr(self, name) < 1:
+                raise BillbeeConfigError(f"{name} must be >= 1 request/s, got {getattr(self, name)}")
+        if self.max_retries < 0:
+            raise BillbeeConfigError(f"max_retries must be >= 0, got {self.max_retries}")
+
+
+def _given(value: object) -> bool:
+    return value is not None and str(value).strip() != ""
+
+
+def _missing_fields(login: str | None, password: str | None, api_key: object) -> list[str]:
+    names = [
+        ("the Billbee user name / e-mail (Login)", login),
+        ("the API password (Password)", password),
+        ("the API key (extra field 'api_key')", api_key),
+    ]
+    return [label for label, value in names if not _given(value)]
+
+
+def _number(conn_id: str, key: str, value: object) -> float | int:
+    convert = NUMERIC_EXTRAS[key]
+    try:
+        number: float | int = convert(value)
+    except (TypeError, ValueError):
+        raise BillbeeConfigError(
+            f"Billbee connection {conn_id!r}: extra {key!r} must be a {convert.__name__}, got {value!r}"
+        ) from None
+    return number
+
+
+def normalize_base_url(host: str | None, *, conn_id: str = "billbee_default") -> str:
+    """Turn the connection's Host into ``scheme://host[:port]``.
+
+    An empty host means Billbee's production host; a bare host name gets ``https://``;
+    a trailing ``/api/v1`` (as printed in Billbee's docs) is dropped. Plain ``http://``
+    is allowed only for loopback hosts (the sandbox): credentials would travel in clear.
+
+    :raises BillbeeConfigError: for any other path, a query, or insecure http.
+    """
+    raw = (host or "").strip() or DEFAULT_HOST
+    if "://" not in raw:
+        raw = f"https://{raw}"
+    parts = urlsplit(raw)
+    where = f"Billbee connection {conn_id!r}: Host {_without_userinfo(raw)!r}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BillbeeConfigError(f"{where} must look like https://app.billbee.io")
+    if parts.username or parts.password:
+        raise BillbeeConfigError(
+            f"Billbee connection {conn_id!r}: put credentials in Login/Password, not in Host"
+        )
+    path = parts.path.rstrip("/")
+    if path.lower() not in ("", "/api/v1") or parts.query or parts.fragment:
+        raise BillbeeConfigError(
+            f"{where} must not contain a path or query; use e.g. https://app.billbee.io "
+            "(the provider adds /api/v1/...)"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise BillbeeConfigError(
+            f"{where} uses plain http to a non-loopback host; the API key and password would "
+            "travel unencrypted. Use https:// (plain http is only allowed for a local sandbox)"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _without_userinfo(url: str) -> str:
+    """Drop ``user:password@`` from a URL so that it can go into an error text."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if "@" in rest.split("/", 1)[0] else url
+
+
+def is_loopback(hostname: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    if hostname.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False

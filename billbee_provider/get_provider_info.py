@@ -1,0 +1,82 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+The connection form is declared here (``conn-fields`` / ``ui-field-behaviour``), the
+Airflow >= 3.2 way: the API server builds the form from this dict without importing
+the hook or WTForms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _number_field(label: str, description: str, default: float) -> dict[str, Any]:
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": ["number", "null"], "minimum": 0, "default": default},
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata: name, hooks, operators and the ``billbee`` connection type."""
+    return {
+        "package-name": "airflow-provider-billbee",
+        "name": "Billbee",
+        "description": "Create and read customers in `Billbee <https://www.billbee.io>`__, "
+        "with schema validation, built-in rate limiting and a local Billbee sandbox.",
+        "integrations": [
+            {
+                "integration-name": "Billbee",
+                "external-doc-url": "https://app.billbee.io/swagger/ui/index",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Billbee", "python-modules": ["billbee_provider.hooks.billbee"]}],
+        "operators": [
+            {"integration-name": "Billbee", "python-modules": ["billbee_provider.operators.customers"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "billbee",
+                "hook-class-name": "billbee_provider.hooks.billbee.BillbeeHook",
+                "hook-name": "Billbee",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["port", "schema"],
+                    "relabeling": {"login": "Billbee user name / e-mail", "password": "API password"},
+                    "placeholders": {
+                        "host": "https://app.billbee.io",
+                        "login": "shop-owner@example.com",
+                        "password": "API password from Billbee > Settings > API",
+                    },
+                },
+                "conn-fields": {
+                    "api_key": {
+                        "label": "API key",
+                        "description": "Sent as X-Billbee-Api-Key. Identifies your app; request "
+                        "one from Billbee support.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "connect_timeout": _number_field(
+                        "Connect timeout (s)", "Seconds to wait for a connection to Billbee.", 10
+                    ),
+                    "read_timeout": _number_field(
+                        "Read timeout (s)", "Seconds to wait for Billbee's answer.", 60
+                    ),
+                    "endpoint_rate_limit": _number_field(
+                        "Requests/s per endpoint",
+                        "Billbee allows 2; change only if Billbee granted your account another limit.",
+                        2,
+                    ),
+                    "account_rate_limit": _number_field(
+                        "Requests/s per account", "Billbee allows 10 per API key + user.", 10
+                    ),
+                    "max_retries": _number_field(
+                        "Max retries",
+                        "Retries on 429, 503 and network errors (never for a create whose answer was lost).",
+                        5,
+                    ),
+                },
+            }
+        ],
+    }

@@ -1,0 +1,66 @@
+"""Create one Billbee customer: validate the body, then create it.
+
+Trigger it from the UI (the form is pre-filled with an example customer), or run
+``airflow dags test billbee_create_customer -c "$(cat conf.json)"``. An invalid
+customer fails the ``validate`` task and nothing is sent. Only light modules are
+imported here; the operators import requests/jsonschema when they run.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag
+
+from billbee_provider.operators.customers import (
+    BillbeeCreateCustomerOperator,
+    BillbeeValidateCustomerOperator,
+)
+
+EXAMPLE_CUSTOMER = {
+    "Name": "Jürgen Weiß",
+    "Email": "juergen.weiss@example.de",
+    "Type": 0,
+    "Tel1": "+49 30 1234567",
+    "Address": {
+        "FirstName": "Jürgen",
+        "LastName": "Weiß",
+        "Street": "Schönhauser Allee",
+        "Housenumber": "42a",
+        "Zip": "10435",
+        "City": "Berlin",
+        "CountryCode": "DE",
+        "AddressType": 1,
+    },
+}
+
+# tojson keeps the body a JSON object end to end (umlauts are escaped and come back exact).
+CUSTOMER_TEMPLATE = "{{ params.customer | tojson }}"
+
+
+@dag(
+    dag_id="billbee_create_customer",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["billbee", "example"],
+    params={
+        "customer": Param(
+            EXAMPLE_CUSTOMER,
+            type="object",
+            title="Customer",
+            description="Body of POST /api/v1/customers (Billbee field names).",
+        ),
+        "dry_run": Param(False, type="boolean", title="Dry run", description="Validate only, send nothing."),
+    },
+    doc_md=__doc__,
+)
+def billbee_create_customer() -> None:
+    """Validate the customer from the run's params, then create it in Billbee."""
+    validate = BillbeeValidateCustomerOperator(task_id="validate", customer=CUSTOMER_TEMPLATE)
+    create = BillbeeCreateCustomerOperator(
+        task_id="create", customer=CUSTOMER_TEMPLATE, dry_run="{{ params.dry_run }}"
+    )
+    validate >> create
+
+
+billbee_create_customer()
