@@ -84,7 +84,8 @@ class BillbeeConfig:
 
         :raises BillbeeConfigError: naming the connection and the field at fault.
         """
-        extra = dict(extra or {})
+        # Older Airflow UIs stored form fields as ``extra__<conn_type>__<name>``.
+        extra = {str(k).removeprefix("extra__billbee__"): v for k, v in (extra or {}).items()}
         missing = _missing_fields(login, password, extra.get("api_key"))
         if missing:
             raise BillbeeConfigError(

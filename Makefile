@@ -1,0 +1,58 @@
+# Set-up and checks of airflow-provider-billbee. Everything runs from a repo-local
+# virtualenv (.venv) and a repo-local, git-ignored AIRFLOW_HOME (.airflow).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__TEST_CONNECTION := Enabled
+
+SANDBOX_PORT ?= 8765
+
+.PHONY: install demo test lint typecheck pytest airflow sandbox clean
+
+install: $(STAMP)
+
+# Pinned set: constraints.txt is the lock (apache-airflow 3.3.2 and everything below it).
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log
+
+## demo: sandbox + billbee_create_customer end to end; prints the created customer's Id
+demo: $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/python -m billbee_provider.demo --port $(SANDBOX_PORT)
+
+## test: lint, type check and every test (the command CI runs)
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check billbee_provider dags tests
+	$(BIN)/ruff format --check billbee_provider dags tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+## airflow: airflow standalone (UI on http://localhost:8080) with this provider and dags/
+airflow: $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/airflow standalone
+
+## sandbox: the local Billbee API emulator on port $(SANDBOX_PORT)
+sandbox: $(STAMP)
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/billbee-sandbox --port $(SANDBOX_PORT) --db $(AIRFLOW_HOME)/billbee-sandbox.sqlite
+
+clean:
+	rm -rf $(VENV) $(AIRFLOW_HOME) .mypy_cache .ruff_cache .pytest_cache

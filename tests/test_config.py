@@ -1,0 +1,108 @@
+"""Connection validation: every bad config is named before any request."""
+
+from __future__ import annotations
+
+import pytest
+
+from billbee_provider.config import BillbeeConfig, is_loopback, normalize_base_url
+from billbee_provider.errors import BillbeeConfigError
+
+GOOD = {"host": "https://app.billbee.io", "login": "shop@example.com", "password": "pw-123456"}
+
+
+def build(**overrides: object) -> BillbeeConfig:
+    fields: dict[str, object] = {**GOOD, "extra": {"api_key": "key-123456"}, **overrides}
+    return BillbeeConfig.from_connection(
+        fields["host"], fields["login"], fields["password"], fields["extra"], conn_id="my_billbee"  # type: ignore[arg-type]
+    )
+
+
+def test_good_connection() -> None:
+    cfg = build()
+    assert cfg.base_url == "https://app.billbee.io"
+    assert (cfg.api_key, cfg.user, cfg.password) == ("key-123456", "shop@example.com", "pw-123456")
+    assert (cfg.endpoint_rate_limit, cfg.account_rate_limit) == (2, 10)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"extra": {}}, "API key (extra field 'api_key')"),
+        ({"extra": {"api_key": "  "}}, "API key"),
+        ({"login": None}, "user name / e-mail (Login)"),
+        ({"password": ""}, "API password (Password)"),
+    ],
+)
+def test_missing_field_is_named(overrides: dict[str, object], named: str) -> None:
+    with pytest.raises(BillbeeConfigError, match="my_billbee") as err:
+        build(**overrides)
+    assert named in str(err.value)
+
+
+def test_all_missing_fields_named_at_once() -> None:
+    with pytest.raises(BillbeeConfigError) as err:
+        build(login="", password=None, extra=None)
+    text = str(err.value)
+    assert "Login" in text and "Password" in text and "api_key" in text
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        (None, "https://app.billbee.io"),
+        ("", "https://app.billbee.io"),
+        ("app.billbee.io", "https://app.billbee.io"),
+        ("https://api.billbee.io/api/v1/", "https://api.billbee.io"),
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("http://localhost:8765", "http://localhost:8765"),
+        ("http://[::1]:8765", "http://[::1]:8765"),
+    ],
+)
+def test_host_normalised(host: str | None, expected: str) -> None:
+    assert normalize_base_url(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("http://app.billbee.io", "plain http to a non-loopback host"),
+        ("http://10.0.0.5:8765", "plain http"),
+        ("https://app.billbee.io/some/path", "must not contain a path"),
+        ("https://app.billbee.io/?x=1", "must not contain a path or query"),
+        ("ftp://app.billbee.io", "must look like"),
+        ("https://user:secret-pw@app.billbee.io", "not in Host"),
+    ],
+)
+def test_bad_host_refused(host: str, reason: str) -> None:
+    with pytest.raises(BillbeeConfigError, match=reason) as err:
+        normalize_base_url(host)
+    assert "secret-pw" not in str(err.value)
+
+
+def test_numeric_extras_and_legacy_prefix() -> None:
+    cfg = build(extra={"extra__billbee__api_key": "k-123456", "read_timeout": "5", "endpoint_rate_limit": 4})
+    assert (cfg.api_key, cfg.read_timeout, cfg.endpoint_rate_limit) == ("k-123456", 5.0, 4)
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"read_timeout": "soon"}, "'read_timeout' must be a float"),
+        ({"read_timeout": 0}, "read_timeout must be > 0"),
+        ({"endpoint_rate_limit": 0}, "endpoint_rate_limit must be >= 1"),
+        ({"max_retries": -1}, "max_retries must be >= 0"),
+    ],
+)
+def test_bad_numbers_refused(extra: dict[str, object], reason: str) -> None:
+    with pytest.raises(BillbeeConfigError, match=reason):
+        build(extra={"api_key": "key-123456", **extra})
+
+
+def test_repr_hides_secrets() -> None:
+    text = repr(build())
+    assert "key-123456" not in text and "pw-123456" not in text
+
+
+def test_loopback() -> None:
+    assert is_loopback("127.0.0.2") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("192.168.1.1") and not is_loopback("billbee.io")
