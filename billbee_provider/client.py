@@ -234,7 +234,7 @@ class BillbeeClient:
             if not isinstance(outcome, _Retry):
                 return outcome
             if attempt == attempts:
-                raise outcome.error
+                raise outcome.error(attempts)
             self.stats.retries += 1
             self.log.warning(
                 "%s: %s; retrying in %.1f s (attempt %d of %d)",
@@ -296,16 +296,12 @@ class BillbeeClient:
         retry = self._retry(f"HTTP 429 from {endpoint.key}", response, status=429)
         # Hold back every thread using this endpoint, not only this one.
         self.limiter.pause(("endpoint", endpoint.key), retry.delay)
-        hint = parse_retry_after(response.headers.get("Retry-After"))
-        error = BillbeeThrottledError(
-            f"{endpoint.key}: Billbee kept answering 429 Too Many Requests", retry_after=hint
-        )
-        return _Retry(retry.reason, retry.delay, error)
+        return retry
 
     def _retry(self, reason: str, response: requests.Response, *, status: int) -> _Retry:
         hint = parse_retry_after(response.headers.get("Retry-After"))
         delay = hint if hint is not None else self._backoff()
-        return _Retry(reason, delay, BillbeeTransientError(f"{reason}, retries exhausted", status=status))
+        return _Retry(reason, delay, status=status, retry_after=hint)
 
     def _network_failure(self, endpoint: Endpoint, exc: requests.RequestException) -> _Retry:
         kind = type(exc).__name__
@@ -316,8 +312,7 @@ class BillbeeClient:
                 f"{endpoint.key}: {kind} after the request was sent; Billbee may or may not have "
                 "created it. Not retried to avoid a duplicate"
             ) from exc
-        reason = f"{kind} talking to {self.config.base_url}"
-        return _Retry(reason, self._backoff(), BillbeeTransientError(f"{reason}, retries exhausted"))
+        return _Retry(f"{kind} talking to {self.config.base_url}", self._backoff())
 
     def _backoff(self) -> float:
         """Exponential backoff with full jitter (AWS architecture blog's 'Full Jitter')."""
@@ -348,7 +343,15 @@ class _Retry:
 
     reason: str
     delay: float
-    error: BillbeeRetryableError
+    status: int | None = None
+    retry_after: float | None = None
+
+    def error(self, attempts: int) -> BillbeeRetryableError:
+        """The exception to raise when no attempt is left."""
+        text = f"{self.reason}; gave up after {attempts} attempt(s)"
+        if self.status == 429:
+            return BillbeeThrottledError(text, retry_after=self.retry_after)
+        return BillbeeTransientError(text, status=self.status)
 
 
 def make_session(config: BillbeeConfig) -> requests.Session:

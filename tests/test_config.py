@@ -13,7 +13,11 @@ GOOD = {"host": "https://app.billbee.io", "login": "shop@example.com", "password
 def build(**overrides: object) -> BillbeeConfig:
     fields: dict[str, object] = {**GOOD, "extra": {"api_key": "key-123456"}, **overrides}
     return BillbeeConfig.from_connection(
-        fields["host"], fields["login"], fields["password"], fields["extra"], conn_id="my_billbee"  # type: ignore[arg-type]
+        fields["host"],
+        fields["login"],
+        fields["password"],
+        fields["extra"],
+        conn_id="my_billbee",  # type: ignore[arg-type]
     )
 
 

@@ -46,7 +46,12 @@ def test_error_code_is_named() -> None:
 
 @pytest.mark.parametrize(
     ("code", "kind"),
-    [(11, BillbeeInvalidDataError), (8, BillbeeTransientError), (16, BillbeeAuthError), (23, BillbeeApiError)],
+    [
+        (11, BillbeeInvalidDataError),
+        (8, BillbeeTransientError),
+        (16, BillbeeAuthError),
+        (23, BillbeeApiError),
+    ],
 )
 def test_error_codes_map_to_classes(code: int, kind: type[Exception]) -> None:
     with pytest.raises(kind) as err:
@@ -61,13 +66,20 @@ def test_model_state_400_is_not_enveloped() -> None:
     }
     with pytest.raises(BillbeeInvalidDataError) as err:
         unwrap(400, payload, what="POST /api/v1/customers")
-    assert err.value.field_errors == {"model.Type": ["Error converting value \"abc\" to type 'System.Int32'."]}
+    assert err.value.field_errors == {
+        "model.Type": ["Error converting value \"abc\" to type 'System.Int32'."]
+    }
     assert "model.Type: Error converting" in str(err.value)
 
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(401, BillbeeAuthError), (403, BillbeeAuthError), (404, BillbeeNotFoundError), (502, BillbeeTransientError)],
+    [
+        (401, BillbeeAuthError),
+        (403, BillbeeAuthError),
+        (404, BillbeeNotFoundError),
+        (502, BillbeeTransientError),
+    ],
 )
 def test_status_codes(status: int, kind: type[Exception]) -> None:
     with pytest.raises(kind, match=f"HTTP {status}"):

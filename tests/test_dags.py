@@ -1,0 +1,55 @@
+"""The example DAGs import cleanly and lightly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+DAGS = REPO / "dags"
+
+
+def test_dagbag_has_no_import_errors() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    dag = bag.dags.get("billbee_create_customer")
+    assert dag is not None
+    assert [t.task_id for t in dag.topological_sort()] == ["validate", "create"]
+    assert set(dag.params.keys()) == {"customer", "dry_run"}
+
+
+def test_example_customer_is_valid() -> None:
+    from billbee_provider.schema import get_validator
+
+    sys.path.insert(0, str(DAGS))
+    try:
+        from billbee_create_customer import EXAMPLE_CUSTOMER
+    finally:
+        sys.path.remove(str(DAGS))
+    assert get_validator().problems(EXAMPLE_CUSTOMER) == []
+
+
+def test_dag_files_import_no_heavy_modules() -> None:
+    """Beyond what ``airflow.sdk`` itself loads, a DAG file must not pull in HTTP or schema code."""
+    probe = f"""
+import json, sys, runpy
+import airflow.sdk
+before = set(sys.modules)
+for path in {json.dumps(sorted(str(p) for p in DAGS.glob("*.py")))}:
+    runpy.run_path(path)
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    added = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    heavy = {
+        "requests",
+        "urllib3",
+        "billbee_provider.hooks.billbee",
+        "billbee_provider.client",
+        "billbee_provider.schema",
+    }
+    assert not added & heavy, sorted(added & heavy)
