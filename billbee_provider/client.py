@@ -33,6 +33,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
@@ -235,16 +236,20 @@ class BillbeeClient:
                 return outcome
             if attempt == attempts:
                 raise outcome.error(attempts)
-            self.stats.retries += 1
+            delay = outcome.retry_after if outcome.retry_after is not None else self._backoff(attempt)
+            if outcome.status == 429:
+                # Hold back every thread using this endpoint, not only this one.
+                self.limiter.pause(("endpoint", endpoint.key), delay)
+            self._count(retries=1)
             self.log.warning(
                 "%s: %s; retrying in %.1f s (attempt %d of %d)",
                 endpoint.key,
                 outcome.reason,
-                outcome.delay,
+                delay,
                 attempt + 1,
                 attempts,
             )
-            self._sleep(outcome.delay)
+            self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(
@@ -267,7 +272,7 @@ class BillbeeClient:
             return self._network_failure(endpoint, exc)
         finally:
             self._last_io = time.monotonic()
-        self.stats.requests += 1
+        self._count(requests=1)
         return self._judge(endpoint, response)
 
     def _judge(self, endpoint: Endpoint, response: requests.Response) -> tuple[int, Any] | _Retry:
@@ -292,16 +297,12 @@ class BillbeeClient:
         return status, payload
 
     def _throttled(self, endpoint: Endpoint, response: requests.Response) -> _Retry:
-        self.stats.throttled += 1
-        retry = self._retry(f"HTTP 429 from {endpoint.key}", response, status=429)
-        # Hold back every thread using this endpoint, not only this one.
-        self.limiter.pause(("endpoint", endpoint.key), retry.delay)
-        return retry
+        self._count(throttled=1)
+        return self._retry(f"HTTP 429 from {endpoint.key}", response, status=429)
 
     def _retry(self, reason: str, response: requests.Response, *, status: int) -> _Retry:
         hint = parse_retry_after(response.headers.get("Retry-After"))
-        delay = hint if hint is not None else self._backoff()
-        return _Retry(reason, delay, status=status, retry_after=hint)
+        return _Retry(reason, status=status, retry_after=hint)
 
     def _network_failure(self, endpoint: Endpoint, exc: requests.RequestException) -> _Retry:
         kind = type(exc).__name__
@@ -312,11 +313,14 @@ class BillbeeClient:
                 f"{endpoint.key}: {kind} after the request was sent; Billbee may or may not have "
                 "created it. Not retried to avoid a duplicate"
             ) from exc
-        return _Retry(f"{kind} talking to {self.config.base_url}", self._backoff())
+        return _Retry(f"{kind} talking to {self.config.base_url}")
 
-    def _backoff(self) -> float:
-        """Exponential backoff with full jitter (AWS architecture blog's 'Full Jitter')."""
-        step = min(self.stats.retries, 10)
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter (AWS architecture blog's 'Full Jitter').
+
+        :param attempt: the number of the attempt that just failed, from 1.
+        """
+        step = min(attempt - 1, 10)
         ceiling: float = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0**step)
         return max(0.05, ceiling * self._rng())
 
@@ -328,7 +332,13 @@ class BillbeeClient:
                 Window(("account",), cfg.account_rate_limit, _WINDOW_SECONDS),
             ]
         )
-        self.stats.throttle_wait_seconds += waited
+        self._count(throttle_wait_seconds=waited)
+
+    def _count(self, **increments: float) -> None:
+        """Add to the stats counters; under the lock, since worker threads share them."""
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
 
     def _drop_idle_connections(self) -> None:
         with self._lock:
@@ -339,10 +349,9 @@ class BillbeeClient:
 
 @dataclass(frozen=True)
 class _Retry:
-    """A failed attempt that may be retried after ``delay`` seconds."""
+    """A failed attempt that may be retried (after ``retry_after`` seconds if Billbee said so)."""
 
     reason: str
-    delay: float
     status: int | None = None
     retry_after: float | None = None
 
@@ -357,6 +366,10 @@ class _Retry:
 def make_session(config: BillbeeConfig) -> requests.Session:
     """Build a session sending Billbee's auth headers, with TLS verification on."""
     session = requests.Session()
+    # Room for the importer's concurrent requests (requests' default pool keeps 10).
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     session.auth = HTTPBasicAuth(config.user, config.password)
     session.verify = True
     session.headers.update(

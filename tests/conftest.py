@@ -19,10 +19,9 @@ os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
-from billbee_provider.sandbox.server import SandboxServer  # noqa: E402
-
 from billbee_provider.config import BillbeeConfig  # noqa: E402
 from billbee_provider.sandbox import SandboxConfig  # noqa: E402
+from billbee_provider.sandbox.server import SandboxServer  # noqa: E402
 
 
 class Sandbox:
@@ -49,13 +48,15 @@ class Sandbox:
         out: list[dict[str, Any]] = []
         page = 1
         while True:
-            answer = requests.get(
+            response = requests.get(
                 f"{self.base_url}/api/v1/customers",
                 params={"page": page, "pageSize": 250},
                 headers={"X-Billbee-Api-Key": self.config.api_key},
                 auth=(self.config.user, self.config.api_password),
                 timeout=10,
-            ).json()
+            )
+            response.raise_for_status()
+            answer = response.json()
             out.extend(answer["Data"])
             if page >= answer["Paging"]["TotalPages"]:
                 return out

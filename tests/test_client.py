@@ -103,6 +103,7 @@ def test_503_is_retried_for_creates(make_sandbox: Callable[..., Sandbox]) -> Non
         for n in range(6):
             client.create_customer(customer(n))
     assert 503 in [e["status"] for e in sandbox.journal(CREATE, "POST")]
+    sandbox.set_faults(fail_rate=0.0)
     assert sorted(c["Email"] for c in sandbox.customers()) == sorted(customer(n)["Email"] for n in range(6))
 
 
@@ -172,3 +173,17 @@ def _faults(**switches: Any) -> Any:
     from billbee_provider.sandbox import Faults
 
     return Faults(**switches)
+
+
+def test_backoff_restarts_for_every_request(sandbox: Sandbox) -> None:
+    """Backoff grows with the attempts of one request, not with the client's lifetime."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    waits: list[float] = []
+    config = sandbox.client_config(base_url=f"http://127.0.0.1:{port}", max_retries=3)
+    with BillbeeClient(config, rng=lambda: 1.0, sleep=waits.append) as client:
+        for _ in range(2):
+            with pytest.raises(BillbeeTransientError):
+                client.get_customer(1)
+    assert waits == [1.0, 2.0, 4.0, 1.0, 2.0, 4.0]
