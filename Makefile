@@ -10,6 +10,8 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__TEST_CONNECTION := Enabled
+# The example shop database of billbee_sync_customers_sql (created by the DAG if missing).
+export AIRFLOW_CONN_BILLBEE_EXAMPLE_SHOP := {"conn_type": "sqlite", "host": "$(AIRFLOW_HOME)/billbee-example-shop.sqlite"}
 
 SANDBOX_PORT ?= 8765
 
@@ -27,8 +29,10 @@ $(STAMP): pyproject.toml constraints.txt
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log
+	# One slot per Billbee account: imports of one account never run side by side.
+	$(BIN)/airflow pools set billbee_api 1 "Billbee API: one slot per account" > /dev/null
 
-## demo: sandbox + billbee_create_customer end to end; prints the created customer's Id
+## demo: sandbox + billbee_create_customer + billbee_import_customers end to end
 demo: $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m billbee_provider.demo --port $(SANDBOX_PORT)
 

@@ -57,7 +57,7 @@ MAX_PAGE_SIZE = 250
 _CREATE_MAX_IDLE_SECONDS = 4.0
 #: The client's window is a little longer than Billbee's 1 s so that network jitter
 #: cannot make two of our requests land in the same server-side second.
-_WINDOW_SECONDS = 1.05
+WINDOW_SECONDS = 1.05
 _BACKOFF_BASE = 1.0
 _BACKOFF_CAP = 30.0
 
@@ -328,8 +328,8 @@ class BillbeeClient:
         cfg = self.config
         waited = self.limiter.acquire(
             [
-                Window(("endpoint", endpoint.key), cfg.endpoint_rate_limit, _WINDOW_SECONDS),
-                Window(("account",), cfg.account_rate_limit, _WINDOW_SECONDS),
+                Window(("endpoint", endpoint.key), cfg.endpoint_rate_limit, WINDOW_SECONDS),
+                Window(("account",), cfg.account_rate_limit, WINDOW_SECONDS),
             ]
         )
         self._count(throttle_wait_seconds=waited)

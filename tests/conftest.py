@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,14 @@ class Sandbox:
         out: list[dict[str, Any]] = []
         page = 1
         while True:
+            answer = self._get_page(page)
+            out.extend(answer["Data"])
+            if page >= answer["Paging"]["TotalPages"]:
+                return out
+            page += 1
+
+    def _get_page(self, page: int) -> dict[str, Any]:
+        for _ in range(20):  # the sandbox throttles tests too: wait out a 429
             response = requests.get(
                 f"{self.base_url}/api/v1/customers",
                 params={"page": page, "pageSize": 250},
@@ -55,12 +67,12 @@ class Sandbox:
                 auth=(self.config.user, self.config.api_password),
                 timeout=10,
             )
-            response.raise_for_status()
-            answer = response.json()
-            out.extend(answer["Data"])
-            if page >= answer["Paging"]["TotalPages"]:
-                return out
-            page += 1
+            if response.status_code != 429:
+                response.raise_for_status()
+                result: dict[str, Any] = response.json()
+                return result
+            time.sleep(float(response.headers.get("Retry-After", "0.5")))
+        raise AssertionError("the sandbox kept answering 429")
 
     def client_config(self, **overrides: Any) -> BillbeeConfig:
         fields: dict[str, Any] = {
@@ -76,7 +88,6 @@ class Sandbox:
 
     def conn_json(self, **extra: Any) -> str:
         """The sandbox as an ``AIRFLOW_CONN_*`` JSON value."""
-        import json
 
         return json.dumps(
             {
@@ -111,3 +122,65 @@ def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
 def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     """A sandbox with Billbee's real limits and no faults."""
     return make_sandbox()
+
+
+# -- the Airflow CLI against a sandbox, with a leak check on everything it leaves -------
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+# Distinctive values, so that a leak anywhere can be found by plain search.
+SECRET_KEY = "KEY-leakcheck-3f9a7c21e5"
+SECRET_PASSWORD = "PW-leakcheck-8b2d4e6f10"
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {**os.environ, "AIRFLOW_HOME": str(home)}
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [AIRFLOW, "pools", "set", "billbee_api", "1", "Billbee API"], env=env, check=True, capture_output=True
+    )
+    return home
+
+
+@pytest.fixture
+def secret_sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
+    return make_sandbox(api_key=SECRET_KEY, api_password=SECRET_PASSWORD)
+
+
+@pytest.fixture
+def run_airflow(
+    airflow_home: Path, secret_sandbox: Sandbox, tmp_path: Path
+) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    outputs: list[subprocess.CompletedProcess[str]] = []
+
+    def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AIRFLOW_CONN_BILLBEE_DEFAULT": secret_sandbox.conn_json(),
+            **extra_env,
+        }
+        done = subprocess.run(
+            [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300, cwd=REPO
+        )
+        outputs.append(done)
+        return done
+
+    yield run
+    # Every Airflow command of every test: neither secret in any output, in any file of
+    # AIRFLOW_HOME (logs, the metadata DB with XComs and rendered fields), or in any file
+    # the test's runs wrote (results, rejects, ledgers, summaries).
+    for done in outputs:
+        assert_no_secret(done.stdout + done.stderr, f"output of {done.args[1:]}")
+    for path in [*airflow_home.rglob("*"), *tmp_path.rglob("*")]:
+        if path.is_file():
+            assert_no_secret(path.read_bytes().decode("utf-8", "replace"), str(path))
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for secret in (SECRET_KEY, SECRET_PASSWORD):
+        assert secret not in text, f"secret {secret[:6]}... found in {where}"

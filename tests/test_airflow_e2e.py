@@ -7,22 +7,14 @@ sandbox running in this process on loopback.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, Sandbox
+from tests.conftest import SECRET_KEY, Sandbox, assert_no_secret
 
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "billbee_create_customer"
-# Distinctive values, so that a leak anywhere can be found by plain search.
-SECRET_KEY = "KEY-leakcheck-3f9a7c21e5"
-SECRET_PASSWORD = "PW-leakcheck-8b2d4e6f10"
 
 CUSTOMER = {
     "Name": "Björn Schäfer-Nußbaum",
@@ -40,55 +32,6 @@ CUSTOMER = {
     },
 }
 INVALID = {"Name": "Kaputt", "Type": 7, "Emial": "k@example.de", "Address": {"CountryCode": "Deutschland"}}
-
-
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("airflow-home")
-    env = {**os.environ, "AIRFLOW_HOME": str(home)}
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    return home
-
-
-@pytest.fixture
-def secret_sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
-    return make_sandbox(api_key=SECRET_KEY, api_password=SECRET_PASSWORD)
-
-
-@pytest.fixture
-def run_airflow(
-    airflow_home: Path, secret_sandbox: Sandbox
-) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
-    outputs: list[subprocess.CompletedProcess[str]] = []
-
-    def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW_CONN_BILLBEE_DEFAULT": secret_sandbox.conn_json(),
-            **extra_env,
-        }
-        done = subprocess.run(
-            [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300, cwd=REPO
-        )
-        outputs.append(done)
-        return done
-
-    yield run
-    # Every Airflow command of every test here: neither secret in any output or file.
-    for done in outputs:
-        assert_no_secret(done.stdout + done.stderr, f"output of {done.args[1:]}")
-    for path in airflow_home.rglob("*"):
-        if path.is_file():
-            assert_no_secret(path.read_bytes().decode("utf-8", "replace"), str(path))
-
-
-def assert_no_secret(text: str, where: str) -> None:
-    for secret in (SECRET_KEY, SECRET_PASSWORD):
-        assert secret not in text, f"secret {secret[:6]}... found in {where}"
 
 
 def test_leak_check_can_fail() -> None:

@@ -1,0 +1,328 @@
+"""The validate stage of an import: split source rows into valid bodies and rejects.
+
+:func:`prepare` streams the rows once. Each row is turned into a customer body, checked
+against Billbee's schema and the import's own rules, and written either to the staging
+file (JSON Lines, one ``{"row": n, "key": ..., "body": {...}}`` per valid row) or to the
+rejects file (CSV: ``row, line, key, stage, problems``). Only counts and paths come
+back, never rows, so the summary can go to XCom. Log lines name counts only: rows hold
+personal data.
+
+This module does not import Airflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Final, Protocol, TypeAlias, cast
+
+import fsspec  # type: ignore[import-untyped, unused-ignore]
+
+from billbee_provider.mapping import body_key
+from billbee_provider.schema import CustomerValidator, get_validator
+from billbee_provider.sources import Location, Openable, SourceRow, describe_location
+
+log = logging.getLogger(__name__)
+
+#: The columns of a rejects file.
+REJECT_COLUMNS: Final = ("row", "line", "key", "stage", "problems")
+#: How the problems of one row are joined in the rejects file.
+PROBLEM_SEPARATOR: Final = " | "
+#: Excel opens a CSV file with a byte order mark as UTF-8 (umlauts right), without as ANSI.
+REJECTS_ENCODING: Final = "utf-8-sig"
+_PROGRESS_SECONDS: Final = 30.0
+# A cell starting with one of these is a formula to Excel ("CSV injection").
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+#: Turns a source row into a body and its conversion or template problems.
+ToBody: TypeAlias = Callable[[SourceRow], tuple[dict[str, Any], list[str]]]
+
+
+class Validator(Protocol):
+    """Anything that lists a body's problems, like :class:`~billbee_provider.schema.CustomerValidator`."""
+
+    def problems(self, body: object) -> list[str]:
+        """List every problem of ``body`` as ``<dotted path>: <reason>``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareSummary:
+    """What :func:`prepare` did: counts and where the files are.
+
+    :param rows_read: rows read from the source.
+    :param valid: rows written to the staging file.
+    :param rejected: rows written to the rejects file.
+    :param staging: the staging file's location, if known.
+    :param rejects: the rejects file's location, if known.
+    """
+
+    rows_read: int
+    valid: int
+    rejected: int
+    staging: str | None
+    rejects: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a plain dict for XCom: counts and paths, never rows.
+
+        :return: the fields by name.
+        """
+        return dataclasses.asdict(self)
+
+
+class TooManyRejects(ValueError):
+    """More rows were rejected than ``max_rejects`` allows; nothing may be sent.
+
+    :param summary: the complete summary (the rejects file is complete as well).
+    :param limit: the ``max_rejects`` that was exceeded.
+    """
+
+    def __init__(self, summary: PrepareSummary, limit: int | float) -> None:
+        share = f" ({summary.rejected / summary.rows_read:.1%})" if summary.rows_read else ""
+        allowed = f"{limit:.1%} of the rows" if isinstance(limit, float) else str(limit)
+        super().__init__(
+            f"{summary.rejected} of {summary.rows_read} rows rejected{share}, more than max_rejects "
+            f"allows ({allowed}); nothing will be sent. "
+            f"Every reason is in {summary.rejects or 'the rejects file'}"
+        )
+        self.summary = summary
+        self.limit = limit
+
+
+class RejectsWriter:
+    """Writes rejected rows as CSV, every cell quoted, problems joined by ``" | "``.
+
+    A cell that Excel would run as a formula (starting with ``=``, ``+``, ``-``, ``@``)
+    gets a leading ``'``: the file is meant to be opened in a spreadsheet.
+
+    :param stream: the text stream to write to (opened with ``newline=""``).
+    :param header: whether to write the header line first.
+    """
+
+    def __init__(self, stream: IO[str], *, header: bool = True) -> None:
+        self._writer = csv.writer(stream, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+        if header:
+            self._writer.writerow(REJECT_COLUMNS)
+
+    def write(
+        self, *, row: int, line: int | None, key: str | None, stage: str, problems: Sequence[str]
+    ) -> None:
+        """Write one rejected row.
+
+        :param row: the source row number.
+        :param line: the physical line the row starts on, if the source has lines.
+        :param key: the row's key (see :func:`~billbee_provider.mapping.body_key`).
+        :param stage: the stage that rejected the row, e.g. ``validate``.
+        :param problems: every problem, each ``<path>: <reason>``.
+        """
+        cells = (row, "" if line is None else line, key or "", stage, PROBLEM_SEPARATOR.join(problems))
+        self._writer.writerow([_defused(str(cell)) for cell in cells])
+
+
+class _Checks:
+    """Every check of a body: the schema, ``extra_schema`` and ``required_fields``."""
+
+    def __init__(
+        self, validator: Validator, required_fields: Sequence[str], extra_schema: Mapping[str, Any] | None
+    ) -> None:
+        self._validators = [validator]
+        if extra_schema is not None:
+            # Same draft, same "<path>: <reason>" wording as the Billbee schema.
+            self._validators.append(CustomerValidator(extra_schema))
+        self._required = (required_fields,) if isinstance(required_fields, str) else tuple(required_fields)
+
+    def problems(self, body: dict[str, Any]) -> list[str]:
+        found = [problem for validator in self._validators for problem in validator.problems(body)]
+        found += [
+            f"{path}: required by this import but missing" for path in self._required if _missing(body, path)
+        ]
+        return found
+
+
+def prepare(
+    rows: Iterable[SourceRow],
+    to_body: ToBody,
+    *,
+    staging: IO[bytes] | Location,
+    rejects: IO[str] | Location,
+    validator: Validator | None = None,
+    required_fields: Sequence[str] = (),
+    extra_schema: Mapping[str, Any] | None = None,
+    max_rejects: int | float | None = None,
+) -> PrepareSummary:
+    """Validate every row; write valid bodies to ``staging`` and the rest to ``rejects``.
+
+    A row is rejected if it has any problem: from the source (a ragged row), from
+    ``to_body`` (a cell that is no integer, a template error), from the schema, from
+    ``extra_schema``, or a ``required_fields`` path that is missing or blank. A body with
+    no field set at all is rejected as well. Both files are always written completely;
+    ``max_rejects`` is checked at the end.
+
+    :param rows: the source rows, read once, as a stream.
+    :param to_body: turns a row into a body and its problems, e.g.
+        ``lambda row: body_from_dotted(row.fields)`` or
+        ``lambda row: template.render_row(row.fields)``.
+    :param staging: where valid rows go: a binary stream, or a location (URL, path,
+        ``ObjectStoragePath``) to create; UTF-8 JSON Lines.
+    :param rejects: where rejected rows go: a text stream, or a location to create as
+        UTF-8 with a byte order mark.
+    :param validator: the schema check; the shared customer validator by default.
+    :param required_fields: dotted paths this import requires, e.g. ``["Email", "Address.City"]``.
+    :param extra_schema: a JSON Schema (draft 2020-12) every body must meet as well.
+    :param max_rejects: the most rejects allowed: an ``int`` count, or a ``float`` in
+        (0, 1) as a share of the rows read. ``None``: no limit.
+    :return: the counts and the locations of both files.
+    :raises TooManyRejects: if more rows were rejected than ``max_rejects`` allows.
+    :raises jsonschema.exceptions.SchemaError: if ``extra_schema`` is no valid schema.
+    """
+    _check_max_rejects(max_rejects)
+    checks = _Checks(validator or get_validator(), required_fields, extra_schema)
+    with _binary_target(staging) as staged, _text_target(rejects) as rejected:
+        valid, rejected_count = _split(rows, to_body, checks, staged, RejectsWriter(rejected))
+    summary = PrepareSummary(
+        rows_read=valid + rejected_count,
+        valid=valid,
+        rejected=rejected_count,
+        staging=_target_name(staging),
+        rejects=_target_name(rejects),
+    )
+    log.info("Prepared %d rows: %d valid, %d rejected", summary.rows_read, valid, rejected_count)
+    if max_rejects is not None and _too_many(summary, max_rejects):
+        raise TooManyRejects(summary, max_rejects)
+    return summary
+
+
+def _split(
+    rows: Iterable[SourceRow], to_body: ToBody, checks: _Checks, staged: IO[bytes], rejects: RejectsWriter
+) -> tuple[int, int]:
+    valid = rejected = 0
+    next_progress = time.monotonic() + _PROGRESS_SECONDS
+    for row in rows:
+        if time.monotonic() >= next_progress:
+            log.info("Prepared %d rows so far: %d valid, %d rejected", valid + rejected, valid, rejected)
+            next_progress = time.monotonic() + _PROGRESS_SECONDS
+        body, problems = _checked_body(row, to_body, checks)
+        key = body_key(body)
+        if not problems:
+            encoded = _staging_line(row.number, key, body)
+            if isinstance(encoded, bytes):
+                staged.write(encoded)
+                valid += 1
+                continue
+            problems = [encoded]
+        rejects.write(row=row.number, line=row.line, key=key, stage="validate", problems=problems)
+        rejected += 1
+    return valid, rejected
+
+
+def _checked_body(row: SourceRow, to_body: ToBody, checks: _Checks) -> tuple[dict[str, Any], list[str]]:
+    problems = list(row.problems)
+    try:
+        body, body_problems = to_body(row)
+    except ValueError as exc:  # e.g. RowTemplateError from BodyTemplate.render
+        body, body_problems = {}, [str(exc)]
+    problems += body_problems
+    problems += checks.problems(body)
+    if not body and not problems:
+        problems.append("<body>: no field is set")
+    return body, list(dict.fromkeys(problems))
+
+
+def _staging_line(number: int, key: str | None, body: dict[str, Any]) -> bytes | str:
+    """The staging line of a valid row, or the problem that keeps it from being written."""
+    try:
+        text = json.dumps({"row": number, "key": key, "body": body}, ensure_ascii=False, allow_nan=False)
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return "<body>: contains a lone surrogate (\\ud800-\\udfff), which UTF-8 cannot carry"
+    except (TypeError, ValueError) as exc:
+        return f"<body>: cannot be written as JSON: {exc}"
+
+
+def _missing(body: Mapping[str, Any], path: str) -> bool:
+    value: Any = body
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return True
+        value = value[part]
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _check_max_rejects(limit: int | float | None) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int | float):
+        raise TypeError(f"max_rejects must be an int, a float or None, not {type(limit).__name__}")
+    if isinstance(limit, int) and limit < 0:
+        raise ValueError(f"max_rejects must not be negative, got {limit}")
+    if isinstance(limit, float) and not 0.0 < limit < 1.0:
+        raise ValueError(
+            f"max_rejects as a float is a share of the rows, in (0, 1); got {limit}; pass an int count"
+        )
+
+
+def _too_many(summary: PrepareSummary, limit: int | float) -> bool:
+    if isinstance(limit, int):
+        return summary.rejected > limit
+    return summary.rows_read > 0 and summary.rejected / summary.rows_read > limit
+
+
+def _defused(cell: str) -> str:
+    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def _location(target: IO[Any] | Location) -> Location | None:
+    """The target as a location, or ``None`` if it is an open stream."""
+    if isinstance(target, str | os.PathLike | Openable):
+        return target
+    return None
+
+
+def _target_name(target: IO[Any] | Location) -> str | None:
+    location = _location(target)
+    if location is not None:
+        return describe_location(location)
+    name = getattr(target, "name", None)
+    return name if isinstance(name, str) else None
+
+
+@contextlib.contextmanager
+def _binary_target(target: IO[bytes] | Location) -> Iterator[IO[bytes]]:
+    """Yield a stream as it is (not closed here), or create the location and close it after."""
+    location = _location(target)
+    if location is None:
+        yield cast(IO[bytes], target)
+        return
+    with contextlib.ExitStack() as stack:
+        if isinstance(location, str):
+            handle = stack.enter_context(fsspec.open(location, "wb"))
+        elif isinstance(location, Openable):
+            handle = stack.enter_context(location.open("wb"))
+        else:
+            handle = stack.enter_context(open(os.fspath(location), "wb"))
+        yield handle
+
+
+@contextlib.contextmanager
+def _text_target(target: IO[str] | Location) -> Iterator[IO[str]]:
+    """Yield a text stream as it is, or create the location as UTF-8 with a BOM."""
+    location = _location(target)
+    if location is None:
+        yield cast(IO[str], target)
+        return
+    with _binary_target(location) as binary:
+        text = io.TextIOWrapper(binary, encoding=REJECTS_ENCODING, newline="")
+        try:
+            yield text
+        finally:
+            # Detach, so the binary file is closed once, by its own context manager.
+            text.flush()
+            text.detach()

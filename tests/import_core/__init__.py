@@ -1,0 +1,1 @@
+"""Tests of the import core: sources, mapping, template, prepare (no Airflow needed)."""

@@ -1,0 +1,133 @@
+"""The import DAGs run by `airflow dags test` against the sandbox."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO, Sandbox
+
+SAMPLE = REPO / "dags" / "data" / "customers_sample.csv"
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sample_rows() -> list[dict[str, str]]:
+    with SAMPLE.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f, delimiter=";"))
+
+
+def test_import_sample_creates_valid_rows_once_and_explains_the_rest(
+    run_airflow: Callable[..., Any], secret_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "run1"
+    done = run_airflow("dags", "test", "billbee_import_customers", "-c", json.dumps({"output_dir": str(out)}))
+    assert done.returncode == 0 and "state=success" in done.stdout + done.stderr, done.stdout[-3000:]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["rows_read"] == 36 and summary["rejected_by_validation"] == 5
+    assert summary["counts"]["created"] == 30 and summary["counts"]["duplicate_in_file"] == 1
+    assert summary["throttled_429"] == 0
+    # Every valid row arrived once, byte-exact (the sample is `;`-separated, with BOM and umlauts).
+    stored = {c["Email"]: c for c in secret_sandbox.customers()}
+    rows = sample_rows()
+    valid = rows[:30]
+    assert sorted(stored) == sorted(r["Email"] for r in valid)
+    for row in valid:
+        assert stored[row["Email"]]["Name"] == row["Name"]
+    bodies = {
+        json.loads(e["body"])["Email"]: e["body"] for e in secret_sandbox.journal("/api/v1/customers", "POST")
+    }
+    assert '"Company": "Krüger & Söhne GmbH; \\"Fachhandel\\""' in bodies["anja.krueger@example.de"]
+    rejects = read_csv(out / "rejects.csv")
+    assert [r["row"] for r in rejects] == ["31", "32", "33", "34", "35"]
+    assert (
+        "Address.CountryCode: 'Deutschland' is not an ISO 3166-1 alpha-2 country code"
+        in rejects[0]["problems"]
+    )
+    assert not set(bodies) & {r["key"] for r in rejects}  # rejected rows were never sent
+    # The log says where things are and names no customer.
+    assert str(out / "rejects.csv") in done.stdout + done.stderr
+    assert "juergen.weiss@example.de" not in done.stdout + done.stderr
+
+    # A second run of the same file (new output dir) finds them all in the account.
+    again = run_airflow(
+        "dags", "test", "billbee_import_customers", "-c", json.dumps({"output_dir": str(tmp_path / "run2")})
+    )
+    assert again.returncode == 0
+    second = json.loads((tmp_path / "run2" / "summary.json").read_text(encoding="utf-8"))
+    assert second["counts"]["existing"] == 30 and second["counts"]["created"] == 0
+    assert len(secret_sandbox.customers()) == 30
+
+
+def test_import_dry_run_sends_nothing_but_reports(
+    run_airflow: Callable[..., Any], secret_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    conf = {"output_dir": str(tmp_path), "dry_run": True}
+    done = run_airflow("dags", "test", "billbee_import_customers", "-c", json.dumps(conf))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert secret_sandbox.journal(method="POST") == []
+    assert len(read_csv(tmp_path / "rejects.csv")) == 5
+    assert {r["status"] for r in read_csv(tmp_path / "results.csv")} == {"would_create", "duplicate_in_file"}
+
+
+def test_too_many_rejects_fail_before_anything_is_sent(
+    run_airflow: Callable[..., Any], secret_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    conf = {"output_dir": str(tmp_path), "max_rejects": 2}
+    done = run_airflow("dags", "test", "billbee_import_customers", "-c", json.dumps(conf))
+    assert "5 of 36 rows rejected (13.9%), more than max_rejects allows (2)" in done.stdout + done.stderr
+    assert secret_sandbox.journal(method="POST") == []
+    assert len(read_csv(tmp_path / "rejects.csv")) == 5
+
+
+def test_sql_sync_sends_new_rows_once_and_writes_ids_back(
+    run_airflow: Callable[..., Any], secret_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    db = tmp_path / "shop.sqlite"
+    shop = {"AIRFLOW_CONN_BILLBEE_EXAMPLE_SHOP": json.dumps({"conn_type": "sqlite", "host": str(db)})}
+    first = run_airflow(
+        "dags",
+        "test",
+        "billbee_sync_customers_sql",
+        "-c",
+        json.dumps({"output_dir": str(tmp_path / "a")}),
+        **shop,
+    )
+    assert first.returncode == 0 and "state=success" in first.stdout + first.stderr, first.stdout[-3000:]
+    with sqlite3.connect(db) as conn:
+        linked = dict(conn.execute("SELECT email, billbee_id FROM shop_customers").fetchall())
+    stored = {c["Email"]: c["Id"] for c in secret_sandbox.customers()}
+    assert len(stored) == 5  # six rows, one with country 'Deutschland' rejected
+    assert linked["Lena.Fischer@example.de"] == stored["lena.fischer@example.de"]  # template lower-cased it
+    assert linked["felix.weber@example.de"] is None
+    assert (
+        secret_sandbox.customers()[1]["Name"] == "Bauer Werkzeuge GmbH"
+        and secret_sandbox.customers()[1]["Type"] == 1
+    )
+
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO shop_customers (first_name, last_name, company, email, street, house_no, zip, city,"
+            " country) VALUES ('Nina', 'Brandt', '', 'nina.brandt@example.de', 'Elbchaussee', '9', '22763',"
+            " 'Hamburg', 'DE')"
+        )
+    second = run_airflow(
+        "dags",
+        "test",
+        "billbee_sync_customers_sql",
+        "-c",
+        json.dumps({"output_dir": str(tmp_path / "b")}),
+        **shop,
+    )
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert len(secret_sandbox.customers()) == 6
+    posts = secret_sandbox.journal("/api/v1/customers", "POST")
+    assert [json.loads(p["body"])["Email"] for p in posts].count("nina.brandt@example.de") == 1
+    assert len(posts) == 6
