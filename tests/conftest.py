@@ -148,6 +148,19 @@ def secret_sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     return make_sandbox(api_key=SECRET_KEY, api_password=SECRET_PASSWORD)
 
 
+def airflow_env(airflow_home: Path, sandbox: Sandbox, **extra_env: str) -> dict[str, str]:
+    """Environment of an Airflow CLI process using ``sandbox`` as ``billbee_default``."""
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW_CONN_BILLBEE_DEFAULT": sandbox.conn_json(),
+        **extra_env,
+    }
+
+
 @pytest.fixture
 def run_airflow(
     airflow_home: Path, secret_sandbox: Sandbox, tmp_path: Path
@@ -155,15 +168,7 @@ def run_airflow(
     outputs: list[subprocess.CompletedProcess[str]] = []
 
     def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW_CONN_BILLBEE_DEFAULT": secret_sandbox.conn_json(),
-            **extra_env,
-        }
+        env = airflow_env(airflow_home, secret_sandbox, **extra_env)
         done = subprocess.run(
             [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300, cwd=REPO
         )

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, Sandbox
+from tests.conftest import AIRFLOW, REPO, Sandbox, airflow_env
 
 SAMPLE = REPO / "dags" / "data" / "customers_sample.csv"
 
@@ -85,6 +89,38 @@ def test_too_many_rejects_fail_before_anything_is_sent(
     assert "5 of 36 rows rejected (13.9%), more than max_rejects allows (2)" in done.stdout + done.stderr
     assert secret_sandbox.journal(method="POST") == []
     assert len(read_csv(tmp_path / "rejects.csv")) == 5
+
+
+def test_killed_import_task_then_rerun_creates_each_customer_once(
+    run_airflow: Callable[..., Any], secret_sandbox: Sandbox, airflow_home: Path, tmp_path: Path
+) -> None:
+    """SIGKILL the process running the create task mid-way, twice; re-run: each customer once."""
+    conf = json.dumps({"output_dir": str(tmp_path)})
+    argv = [AIRFLOW, "dags", "test", "billbee_import_customers", "-c", conf]
+    for kill_after in (4, 12):
+        proc = subprocess.Popen(
+            argv,
+            env=airflow_env(airflow_home, secret_sandbox),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while len(secret_sandbox.journal("/api/v1/customers", "POST")) < kill_after:
+                assert proc.poll() is None and time.monotonic() < deadline, "the run ended before the kill"
+                time.sleep(0.1)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert len(secret_sandbox.customers()) < 30  # it really was cut off
+    done = run_airflow("dags", "test", "billbee_import_customers", "-c", conf)
+    assert done.returncode == 0 and "state=success" in done.stdout + done.stderr, done.stdout[-3000:]
+    emails = [c["Email"] for c in secret_sandbox.customers()]
+    assert len(emails) == 30 and len(set(emails)) == 30
+    results = read_csv(tmp_path / "results.csv")
+    assert sorted(r["status"] for r in results).count("created") == 30
 
 
 def test_sql_sync_sends_new_rows_once_and_writes_ids_back(
