@@ -136,6 +136,13 @@ class BillbeeClient:
         self._rng = rng
         self._last_io = 0.0
         self._lock = threading.Lock()
+        if not config.verify_tls and config.base_url.startswith("https://"):
+            # Said at every run, on purpose: this must never become a forgotten setting.
+            self.log.warning(
+                "TLS certificate verification is OFF for %s (connection extra verify_tls=false): "
+                "the API key and password can be intercepted. Use 'ca_bundle' for a private CA instead.",
+                config.base_url,
+            )
 
     def close(self) -> None:
         """Close the session's pooled connections."""
@@ -364,14 +371,14 @@ class _Retry:
 
 
 def make_session(config: BillbeeConfig) -> requests.Session:
-    """Build a session sending Billbee's auth headers, with TLS verification on."""
+    """Build a session sending Billbee's auth headers; TLS verified unless the config says not."""
     session = requests.Session()
     # Room for the importer's concurrent requests (requests' default pool keeps 10).
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.auth = HTTPBasicAuth(config.user, config.password)
-    session.verify = True
+    session.verify = config.ca_bundle or config.verify_tls
     session.headers.update(
         {
             "X-Billbee-Api-Key": config.api_key,

@@ -31,7 +31,11 @@ NUMERIC_EXTRAS: dict[str, type] = {
     "account_rate_limit": int,
     "max_retries": int,
 }
-KNOWN_EXTRAS = frozenset({"api_key", *NUMERIC_EXTRAS})
+KNOWN_EXTRAS = frozenset({"api_key", "verify_tls", "ca_bundle", *NUMERIC_EXTRAS})
+#: HttpHook's names for TLS options: refused, so nobody believes they changed something.
+_HTTP_HOOK_TLS_KEYS = ("verify", "verify_ssl")
+_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -49,6 +53,9 @@ class BillbeeConfig:
     :param endpoint_rate_limit: requests/s allowed per endpoint.
     :param account_rate_limit: requests/s allowed over all endpoints.
     :param max_retries: retries after the first attempt for retryable failures.
+    :param verify_tls: verify Billbee's TLS certificate. Switching it off is an explicit
+        connection option (extra ``verify_tls: false``) and the client warns at every run.
+    :param ca_bundle: path of a CA bundle to verify against (e.g. a company proxy's CA).
     """
 
     base_url: str
@@ -60,6 +67,8 @@ class BillbeeConfig:
     endpoint_rate_limit: int = DEFAULT_ENDPOINT_RATE_LIMIT
     account_rate_limit: int = DEFAULT_ACCOUNT_RATE_LIMIT
     max_retries: int = 5
+    verify_tls: bool = True
+    ca_bundle: str | None = None
 
     def __repr__(self) -> str:
         # Never show the secrets, even in a debugger or a traceback's locals.
@@ -101,6 +110,7 @@ class BillbeeConfig:
             user=str(login).strip(),
             password=str(password),
             **numbers,
+            **_tls_options(conn_id, extra),
         )
 
     def __post_init__(self) -> None:
@@ -125,6 +135,34 @@ def _missing_fields(login: str | None, password: str | None, api_key: object) ->
         ("the API key (extra field 'api_key')", api_key),
     ]
     return [label for label, value in names if not _given(value)]
+
+
+def _tls_options(conn_id: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """``verify_tls`` and ``ca_bundle`` from the extras; HttpHook's ``verify`` is refused."""
+    for key in _HTTP_HOOK_TLS_KEYS:
+        if key in extra:
+            raise BillbeeConfigError(
+                f"Billbee connection {conn_id!r}: extra {key!r} is not a Billbee option. To switch "
+                "TLS verification off (not recommended) set 'verify_tls': false; to trust a private "
+                "CA set 'ca_bundle' to its file"
+            )
+    options: dict[str, Any] = {}
+    if _given(extra.get("verify_tls")):
+        options["verify_tls"] = _flag(conn_id, "verify_tls", extra["verify_tls"])
+    if _given(extra.get("ca_bundle")):
+        options["ca_bundle"] = str(extra["ca_bundle"]).strip()
+    return options
+
+
+def _flag(conn_id: str, key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE_WORDS | _FALSE_WORDS:
+        return text in _TRUE_WORDS
+    raise BillbeeConfigError(
+        f"Billbee connection {conn_id!r}: extra {key!r} must be true or false, got {value!r}"
+    )
 
 
 def _number(conn_id: str, key: str, value: object) -> float | int:

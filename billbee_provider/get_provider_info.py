@@ -71,6 +71,16 @@ def get_provider_info() -> dict[str, Any]:
                     "account_rate_limit": _number_field(
                         "Requests/s per account", "Billbee allows 10 per API key + user.", 10
                     ),
+                    "verify_tls": {
+                        "label": "Verify TLS certificate",
+                        "description": "Leave on. Off only for debugging; every run then logs a warning.",
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
+                    "ca_bundle": {
+                        "label": "CA bundle file",
+                        "description": "CA bundle to verify Billbee against (e.g. a company proxy's CA).",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "max_retries": _number_field(
                         "Max retries",
                         "Retries on 429, 503 and network errors (never for a create whose answer was lost).",

@@ -55,8 +55,8 @@ _DATE_TIME_RE: Final = re.compile(
     re.ASCII,
 )
 _DATE_TIME_HINT: Final = "expected e.g. 2022-08-17T09:47:25+00:00 or 2022-08-16T14:47:00"
+_EMAIL_REASON: Final = "not a valid e-mail address (the value is not repeated: personal data)"
 _FORMAT_REASONS: Final[Mapping[str, str]] = {
-    "email": "is not a valid e-mail address",
     "date-time": f"is not a date-time ({_DATE_TIME_HINT})",
 }
 _ENUM_LABELS: Final[Mapping[str, Mapping[object, str]]] = {
@@ -277,6 +277,9 @@ def _bound_reason(error: Any) -> str:
 
 def _format_reason(error: Any) -> str:
     fmt = str(error.validator_value)
+    if fmt == "email":
+        # An e-mail is personal data: problems go to task logs, so it is not repeated.
+        return _EMAIL_REASON
     reason = _FORMAT_REASONS.get(fmt, f"is not a valid {fmt}")
     return f"{_show(error.instance)} {reason}"
 

@@ -187,3 +187,31 @@ def test_backoff_restarts_for_every_request(sandbox: Sandbox) -> None:
             with pytest.raises(BillbeeTransientError):
                 client.get_customer(1)
     assert waits == [1.0, 2.0, 4.0, 1.0, 2.0, 4.0]
+
+
+def test_tls_off_is_warned_at_every_client_and_applied(caplog: pytest.LogCaptureFixture) -> None:
+    from billbee_provider.config import BillbeeConfig
+
+    config = BillbeeConfig(
+        base_url="https://app.billbee.io", api_key="k-123456", user="u", password="p-123456", verify_tls=False
+    )
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            assert BillbeeClient(config).session.verify is False
+    warnings = [r for r in caplog.records if "TLS certificate verification is OFF" in r.getMessage()]
+    assert len(warnings) == 2
+    bundle = BillbeeConfig(
+        base_url="https://app.billbee.io",
+        api_key="k-123456",
+        user="u",
+        password="p-123456",
+        ca_bundle="/ca.pem",
+    )
+    assert BillbeeClient(bundle).session.verify == "/ca.pem"
+    assert BillbeeClient(sandbox_free_config()).session.verify is True
+
+
+def sandbox_free_config() -> Any:
+    from billbee_provider.config import BillbeeConfig
+
+    return BillbeeConfig(base_url="https://app.billbee.io", api_key="k-123456", user="u", password="p-123456")

@@ -110,3 +110,21 @@ def test_repr_hides_secrets() -> None:
 def test_loopback() -> None:
     assert is_loopback("127.0.0.2") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("192.168.1.1") and not is_loopback("billbee.io")
+
+
+def test_tls_verification_is_on_unless_switched_off_explicitly() -> None:
+    assert build().verify_tls is True and build().ca_bundle is None
+    off = build(extra={"api_key": "key-123456", "verify_tls": "false", "ca_bundle": " /etc/ca.pem "})
+    assert off.verify_tls is False and off.ca_bundle == "/etc/ca.pem"
+    assert build(extra={"api_key": "key-123456", "verify_tls": True}).verify_tls is True
+
+
+@pytest.mark.parametrize("key", ["verify", "verify_ssl"])
+def test_http_hook_tls_keys_are_refused(key: str) -> None:
+    with pytest.raises(BillbeeConfigError, match="set 'verify_tls': false"):
+        build(extra={"api_key": "key-123456", key: False})
+
+
+def test_verify_tls_must_be_a_flag() -> None:
+    with pytest.raises(BillbeeConfigError, match="'verify_tls' must be true or false"):
+        build(extra={"api_key": "key-123456", "verify_tls": "maybe"})

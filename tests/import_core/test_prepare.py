@@ -122,7 +122,8 @@ def test_sample_file_is_split_into_staging_and_rejects(tmp_path: Path) -> None:
         rows[0]["problems"] == "Address.CountryCode: 'Deutschland' is not an ISO 3166-1 alpha-2 country code"
     )
     assert rows[1]["problems"] == (
-        "Type: 'zwei' is not an integer | Email: 'anna(at)example.de' is not a valid e-mail address"
+        "Type: 'zwei' is not an integer"
+        " | Email: not a valid e-mail address (the value is not repeated: personal data)"
     )
     assert rows[2]["problems"] == "line 7: row has 9 cells, header has 8"
     # Every cell quoted, CRLF, comma: what Excel and the csv module expect.
