@@ -15,7 +15,7 @@ export AIRFLOW_CONN_BILLBEE_EXAMPLE_SHOP := {"conn_type": "sqlite", "host": "$(A
 
 SANDBOX_PORT ?= 8765
 
-.PHONY: install demo test lint typecheck pytest airflow sandbox clean
+.PHONY: install demo test lint typecheck pytest soak airflow sandbox audit clean
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
+## soak: 2,000 customers through every fault, SIGKILLs included (0 duplicates, 0 lost), then
+## the property-based tests with the long hypothesis profile
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -m hypothesis
+
 ## airflow: airflow standalone (UI on http://localhost:8080) with this provider and dags/
 airflow: $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/airflow standalone
@@ -58,5 +64,11 @@ sandbox: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/billbee-sandbox --port $(SANDBOX_PORT) --db $(AIRFLOW_HOME)/billbee-sandbox.sqlite
 
+## audit: known vulnerabilities of the locked set (needs PyPI's JSON API or OSV; see docs/security.md)
+audit:
+	$(PYTHON) -m venv .venv-audit
+	.venv-audit/bin/pip install --quiet pip-audit==2.10.1
+	.venv-audit/bin/pip-audit -r constraints.txt --no-deps --disable-pip --progress-spinner off
+
 clean:
-	rm -rf $(VENV) $(AIRFLOW_HOME) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-audit $(AIRFLOW_HOME) .mypy_cache .ruff_cache .pytest_cache

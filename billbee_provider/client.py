@@ -8,7 +8,8 @@ mapping of answers to data or :mod:`billbee_provider.errors` exceptions.
 Retry rules (the reason for each is in ``docs/hook-and-operator.md``):
 
 * 429 and 503: retried for every request; Billbee did not process it. ``Retry-After``
-  is obeyed when present, otherwise exponential backoff with full jitter.
+  is obeyed when present, otherwise exponential backoff with full jitter (after a 429
+  at least one throttle window, :data:`WINDOW_SECONDS`).
 * ``ErrorCode`` 8 InternalError in a 200 envelope: retried; Billbee said it failed.
 * Connection failures before the request was sent (refused, connect timeout, TLS
   handshake): retried for every request.
@@ -243,7 +244,7 @@ class BillbeeClient:
                 return outcome
             if attempt == attempts:
                 raise outcome.error(attempts)
-            delay = outcome.retry_after if outcome.retry_after is not None else self._backoff(attempt)
+            delay = self._delay(outcome, attempt)
             if outcome.status == 429:
                 # Hold back every thread using this endpoint, not only this one.
                 self.limiter.pause(("endpoint", endpoint.key), delay)
@@ -312,7 +313,7 @@ class BillbeeClient:
         return _Retry(reason, status=status, retry_after=hint)
 
     def _network_failure(self, endpoint: Endpoint, exc: requests.RequestException) -> _Retry:
-        kind = type(exc).__name__
+        kind = network_error_kind(exc)
         if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
             raise BillbeeConfigError(f"{endpoint.key}: invalid Billbee URL ({kind})") from None
         if not request_never_sent(exc) and not endpoint.idempotent:
@@ -321,6 +322,17 @@ class BillbeeClient:
                 "created it. Not retried to avoid a duplicate"
             ) from exc
         return _Retry(f"{kind} talking to {self.config.base_url}")
+
+    def _delay(self, outcome: _Retry, attempt: int) -> float:
+        """``Retry-After`` if given; else backoff, at least one throttle window after a 429.
+
+        Billbee counts requests per second: a 429 retried sooner than a window later
+        (full jitter can draw 0.05 s) meets the same full window and wastes an attempt.
+        """
+        if outcome.retry_after is not None:
+            return outcome.retry_after
+        backoff = self._backoff(attempt)
+        return max(backoff, WINDOW_SECONDS) if outcome.status == 429 else backoff
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter (AWS architecture blog's 'Full Jitter').
@@ -398,6 +410,22 @@ def request_never_sent(exc: BaseException) -> bool:
     reason: Any = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
     return isinstance(reason, (NewConnectionError, NameResolutionError, ConnectTimeoutError))
+
+
+def network_error_kind(exc: BaseException) -> str:
+    """The exception's name with its low-level cause, e.g. ``ConnectionError (ConnectionResetError)``.
+
+    Names only, never texts (which may hold the URL): enough to tell a refused connection
+    (``NewConnectionError``, retried) from a reset or a timeout after sending (in doubt).
+    """
+    kind = type(exc).__name__
+    reason: Any = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
+    inner = reason.args[-1] if isinstance(reason, BaseException) and reason.args else None
+    if isinstance(inner, BaseException):  # urllib3 ProtocolError("Connection aborted.", cause)
+        reason = inner
+    cause = type(reason).__name__ if isinstance(reason, BaseException) else kind
+    return kind if cause == kind else f"{kind} ({cause})"
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

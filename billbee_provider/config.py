@@ -10,10 +10,12 @@ This module does not import Airflow.
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from billbee_provider.errors import BillbeeConfigError
 
@@ -38,6 +40,11 @@ _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+#: A host name in ASCII (an internationalised one in its xn-- form); IPv6 is checked apart.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
+#: What an HTTP header value may hold without quoting: visible ASCII.
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
+_SHOWN_CHARS = 60
 
 
 @dataclass(frozen=True, repr=False)
@@ -93,6 +100,10 @@ class BillbeeConfig:
 
         :raises BillbeeConfigError: naming the connection and the field at fault.
         """
+        if extra is not None and not isinstance(extra, Mapping):
+            raise BillbeeConfigError(
+                f"Billbee connection {conn_id!r}: Extra must be a JSON object, not a {type(extra).__name__}"
+            )
         # Older Airflow UIs stored form fields as ``extra__<conn_type>__<name>``.
         extra = {str(k).removeprefix("extra__billbee__"): v for k, v in (extra or {}).items()}
         missing = _missing_fields(login, password, extra.get("api_key"))
@@ -101,17 +112,22 @@ class BillbeeConfig:
                 f"Billbee connection {conn_id!r} is missing {', '.join(missing)}; "
                 "set it in the connection (Admin > Connections) before running"
             )
+        _check_credentials(conn_id, str(login).strip(), str(password), extra["api_key"])
         numbers: dict[str, Any] = {
             k: _number(conn_id, k, extra[k]) for k in NUMERIC_EXTRAS if _given(extra.get(k))
         }
-        return cls(
-            base_url=normalize_base_url(host, conn_id=conn_id),
-            api_key=str(extra["api_key"]).strip(),
-            user=str(login).strip(),
-            password=str(password),
-            **numbers,
-            **_tls_options(conn_id, extra),
-        )
+        base_url, tls = normalize_base_url(host, conn_id=conn_id), _tls_options(conn_id, extra)
+        try:
+            return cls(
+                base_url=base_url,
+                api_key=str(extra["api_key"]).strip(),
+                user=str(login).strip(),
+                password=str(password),
+                **numbers,
+                **tls,
+            )
+        except BillbeeConfigError as exc:  # a range check of __post_init__: name the connection
+            raise BillbeeConfigError(f"Billbee connection {conn_id!r}: {exc}") from None
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout"):
@@ -165,13 +181,47 @@ def _flag(conn_id: str, key: str, value: object) -> bool:
     )
 
 
+def _check_credentials(conn_id: str, login: str, password: str, api_key: object) -> None:
+    """Refuse credentials that cannot travel in HTTP headers; the message never shows them."""
+    where = f"Billbee connection {conn_id!r}"
+    if isinstance(api_key, bool) or not isinstance(api_key, str | int):
+        raise BillbeeConfigError(f"{where}: extra 'api_key' must be text, not a {type(api_key).__name__}")
+    if not _HEADER_TOKEN.fullmatch(str(api_key).strip()):
+        raise BillbeeConfigError(
+            f"{where}: extra 'api_key' may hold only visible ASCII characters (no spaces or line breaks)"
+        )
+    if ":" in login:
+        raise BillbeeConfigError(f"{where}: Login must not contain ':' (HTTP Basic auth cannot carry it)")
+    for label, value in (("Login", login), ("Password", password)):
+        if not _latin1(value):
+            raise BillbeeConfigError(
+                f"{where}: {label} has a character HTTP Basic auth cannot carry (only Latin-1 is sent)"
+            )
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _number(conn_id: str, key: str, value: object) -> float | int:
     convert = NUMERIC_EXTRAS[key]
     try:
+        if isinstance(value, bool) or (
+            convert is int and isinstance(value, float) and not value.is_integer()
+        ):
+            raise TypeError(key)  # True is no timeout; 2.5 retries is no count
         number: float | int = convert(value)
-    except (TypeError, ValueError):
+        if not math.isfinite(number):
+            raise ValueError(key)
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(value)
+        shown = shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
         raise BillbeeConfigError(
-            f"Billbee connection {conn_id!r}: extra {key!r} must be a {convert.__name__}, got {value!r}"
+            f"Billbee connection {conn_id!r}: extra {key!r} must be a {convert.__name__}, got {shown}"
         ) from None
     return number
 
@@ -185,13 +235,15 @@ def normalize_base_url(host: str | None, *, conn_id: str = "billbee_default") ->
 
     :raises BillbeeConfigError: for any other path, a query, or insecure http.
     """
+    if host is not None and not isinstance(host, str):
+        raise BillbeeConfigError(
+            f"Billbee connection {conn_id!r}: Host must be text, not a {type(host).__name__}"
+        )
     raw = (host or "").strip() or DEFAULT_HOST
     if "://" not in raw:
         raw = f"https://{raw}"
-    parts = urlsplit(raw)
     where = f"Billbee connection {conn_id!r}: Host {_without_userinfo(raw)!r}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BillbeeConfigError(f"{where} must look like https://app.billbee.io")
+    parts = _split_url(raw, where)
     if parts.username or parts.password:
         raise BillbeeConfigError(
             f"Billbee connection {conn_id!r}: put credentials in Login/Password, not in Host"
@@ -202,12 +254,34 @@ def normalize_base_url(host: str | None, *, conn_id: str = "billbee_default") ->
             f"{where} must not contain a path or query; use e.g. https://app.billbee.io "
             "(the provider adds /api/v1/...)"
         )
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         raise BillbeeConfigError(
             f"{where} uses plain http to a non-loopback host; the API key and password would "
             "travel unencrypted. Use https:// (plain http is only allowed for a local sandbox)"
         )
-    return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc.rstrip(':')}"
+
+
+def _split_url(raw: str, where: str) -> SplitResult:
+    """Split ``raw``; refuse a scheme other than http(s), a bad host name or port."""
+    problem = BillbeeConfigError(f"{where} must look like https://app.billbee.io (with an optional :port)")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # ValueError unless empty or 0..65535
+    except ValueError:  # also "Invalid IPv6 URL"
+        raise problem from None
+    hostname = parts.hostname or ""
+    valid_name = _is_ipv6(hostname) if ":" in hostname else bool(_HOST_NAME.fullmatch(hostname))
+    if parts.scheme not in ("http", "https") or not valid_name or port == 0:
+        raise problem
+    return parts
+
+
+def _is_ipv6(hostname: str) -> bool:
+    try:
+        return ipaddress.ip_address(hostname).version == 6
+    except ValueError:
+        return False
 
 
 def _without_userinfo(url: str) -> str:

@@ -38,10 +38,20 @@ Exactly once
     (:class:`~billbee_provider.errors.BillbeeInDoubtError`) are resolved the same way
     by one more scan at the end (up to :data:`RESOLVE_ROUNDS` rounds). ``failed`` rows
     (retryable errors that outlasted the client's retries; Billbee did not process
-    them) are sent again by a re-run. With ``if_exists="create"`` an in-doubt row whose
+    them) are sent once more after the create phase, when an outage has had time to
+    end, and again by a re-run if they fail again. With ``if_exists="create"`` an in-doubt row whose
     e-mail also belonged to a customer before the import is resolved to that customer:
     without a pre-run scan the two cannot be told apart, and a missing customer is
     preferred over a duplicate one.
+
+One import per account at a time
+    Two imports of one account that overlap would both scan before either creates, and
+    both create every new row. An exclusive ``flock`` on a lock file named from a hash
+    of (base URL, user), in ``lock_dir`` (default: the system's temporary directory), is
+    held from before the scan until the last create: a second import on the same
+    machine waits, then its scan finds the first one's customers. The kernel drops the
+    lock when its holder dies. Across machines the Airflow pool ``billbee_api`` (one slot
+    per account) is what serializes imports. A dry run takes no lock.
 
 Throughput
     Billbee allows 2 creates/s; with 1.5 s per answer that needs about 3 requests in
@@ -63,17 +73,21 @@ This module does not import Airflow.
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Literal, cast, get_args
 
 from billbee_provider.client import CREATE_CUSTOMER, MAX_PAGE_SIZE, WINDOW_SECONDS, BillbeeClient, Logger
@@ -529,6 +543,21 @@ class _Run:
             eta,
         )
 
+    def retry_failed(self, staging: Location) -> None:
+        """Send the rows left ``failed`` once more, after the whole create phase.
+
+        A ``failed`` row met only retryable errors (503, 429, ``ErrorCode`` 8, refused
+        connections) that outlasted the client's retries, so Billbee provably did not
+        create it and sending it again is safe. Without this round an outage longer
+        than one row's retries (about 15 s) left rows ``failed`` in a task that
+        succeeded, and nothing sent them again unless someone re-ran it.
+        """
+        failed = {o.row for o in self.outcomes.values() if o.status == "failed"}
+        if not failed or self.dry_run:
+            return
+        self.log.info("re-sending %d row(s) whose retries ran out during the run", len(failed))
+        self.create_phase((s for s in iter_staging(staging) if s.row in failed), lambda staged: None)
+
     def resolve_in_doubt(self, staging: Location) -> None:
         """Resolve this run's in-doubt rows by fresh scans; re-send those provably absent."""
         for round_number in range(1, RESOLVE_ROUNDS + 1):
@@ -734,6 +763,40 @@ def _billbee_rejected_rows(content: bytes) -> set[str]:
     return {line[row_at] for line in reader if len(line) > width and line[stage_at] == BILLBEE_STAGE}
 
 
+# -- one import per account and machine ---------------------------------------------
+
+
+def account_lock_path(base_url: str, user: str, lock_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The lock file of one Billbee account: named from a hash of (base URL, user), no data in clear."""
+    digest = hashlib.sha256(f"{base_url.lower()}\n{user.strip().casefold()}".encode()).hexdigest()
+    return (
+        Path(lock_dir if lock_dir is not None else tempfile.gettempdir())
+        / f"billbee-import-{digest[:32]}.lock"
+    )
+
+
+@contextmanager
+def account_lock(path: Path, log: Logger = _log) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``; wait (and say so) while another import holds it.
+
+    The kernel releases the lock when the holder's file is closed, also when its process
+    is killed, so a crashed import never leaves the account locked.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another import of this Billbee account runs on this machine; waiting for it to end")
+            waited = time.monotonic()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            log.info("account lock acquired after %.1f s", time.monotonic() - waited)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 # -- the entry point ----------------------------------------------------------------
 
 
@@ -750,6 +813,7 @@ def import_customers(
     progress_every: float = 5.0,
     logger: Logger | None = None,
     clock: Callable[[], float] = time.monotonic,
+    lock_dir: str | os.PathLike[str] | None = None,
 ) -> ImportSummary:
     """Create the staged customers in Billbee, exactly once, at the rate limit.
 
@@ -765,6 +829,8 @@ def import_customers(
     :param progress_every: seconds between progress log lines.
     :param logger: where progress goes (default: this module's logger).
     :param clock: monotonic clock in seconds (injectable for tests).
+    :param lock_dir: directory of the per-account lock file (default: the system's temporary
+        directory); imports of one account on this machine run one after the other.
     :raises ExistingCustomersError: ``if_exists="fail"`` and some rows exist; nothing sent.
     :raises StagingError: a malformed staging file.
     :raises BillbeeError: auth/config errors and failed scans abort the run.
@@ -775,28 +841,41 @@ def import_customers(
         raise ValueError("max_in_flight must be >= 1 and progress_every > 0")
     log: Logger = logger or _log
     started, stats_before = clock(), (client.stats.throttled, client.stats.retries)
-    total = count_rows(staging)
-    previous = ledger.load()
-    carried = sum(1 for e in previous.values() if e.final)
-    log.info(
-        "import: %d row(s), %d already done by an earlier run, if_exists=%s, dry_run=%s",
-        total,
-        carried,
-        if_exists,
-        dry_run,
-    )
-    unresolved = any(e.unresolved and e.key for e in previous.values())
-    index = scan_account(client, log) if if_exists != "create" or unresolved else AccountIndex()
     run = _Run(
         client=client,
         ledger=ledger,
         dry_run=dry_run,
         max_in_flight=max_in_flight,
-        total=total,
+        total=count_rows(staging),
         progress_every=progress_every,
         log=log,
         clock=clock,
     )
+    # From before the scan until the last create: a second import of the account waits,
+    # then its scan sees what this one created. A dry run sends nothing and does not wait.
+    lock_path = account_lock_path(client.config.base_url, client.config.user, lock_dir)
+    with nullcontext() if dry_run else account_lock(lock_path, log):
+        _scan_and_create(run, staging, if_exists)
+    write_results(results_path, run.outcomes.values())
+    added = add_rejections(rejects_path, (o for o in run.outcomes.values() if o.status == "rejected"))
+    summary = _summary(run, started, stats_before, added, if_exists, staging, results_path, rejects_path)
+    _log_summary(log, summary)
+    return summary
+
+
+def _scan_and_create(run: _Run, staging: Location, if_exists: IfExists) -> None:
+    """Load the ledger, scan the account, create the rows to be sent, resolve the in-doubt ones."""
+    previous = run.ledger.load()
+    carried = sum(1 for e in previous.values() if e.final)
+    run.log.info(
+        "import: %d row(s), %d already done by an earlier run, if_exists=%s, dry_run=%s",
+        run.total,
+        carried,
+        if_exists,
+        run.dry_run,
+    )
+    unresolved = any(e.unresolved and e.key for e in previous.values())
+    index = scan_account(run.client, run.log) if if_exists != "create" or unresolved else AccountIndex()
     run.claimed.update(e.billbee_id for e in previous.values() if e.billbee_id is not None)
     if if_exists == "fail":
         existing = _existing_rows(staging, previous, index, run.claimed)
@@ -804,12 +883,8 @@ def import_customers(
             raise ExistingCustomersError(existing)
     planner = _Planner(previous, index, if_exists, run.claimed)
     run.create_phase(_unique(iter_staging(staging)), planner.decide)
+    run.retry_failed(staging)
     run.resolve_in_doubt(staging)
-    write_results(results_path, run.outcomes.values())
-    added = add_rejections(rejects_path, (o for o in run.outcomes.values() if o.status == "rejected"))
-    summary = _summary(run, started, stats_before, added, if_exists, staging, results_path, rejects_path)
-    _log_summary(log, summary)
-    return summary
 
 
 def _summary(

@@ -109,14 +109,21 @@ def _convert(column: str, cell: Any, kind: str) -> _Conversion:
 def _to_integer(column: str, cell: str) -> _Conversion:
     text = cell.strip()
     if _INTEGER_RE.fullmatch(text):
-        return int(text), None
+        return _big_integer(column, cell, text)
     return None, f"{column}: {_show(cell)} is not an integer"
+
+
+def _big_integer(column: str, cell: str, text: str) -> _Conversion:
+    try:
+        return int(text), None
+    except ValueError:  # Python reads at most sys.get_int_max_str_digits() digits
+        return None, f"{column}: {_show(cell)} has too many digits"
 
 
 def _to_number(column: str, cell: str) -> _Conversion:
     text = cell.strip()
     if _INTEGER_RE.fullmatch(text):
-        return int(text), None
+        return _big_integer(column, cell, text)
     if _NUMBER_RE.fullmatch(text):
         return float(text), None
     return None, f"{column}: {_show(cell)} is not a number"
@@ -137,6 +144,8 @@ def _from_json(column: str, cell: str) -> _Conversion:
         return None, f"{column}: not valid JSON ({exc.msg} at column {exc.colno})"
     except RecursionError:
         return None, f"{column}: not valid JSON (nested too deeply)"
+    except ValueError:  # an integer of more digits than Python reads
+        return None, f"{column}: not valid JSON (a number has too many digits)"
 
 
 _CONVERTERS: Final[Mapping[str, Callable[[str, str], _Conversion]]] = {

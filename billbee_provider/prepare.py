@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ REJECTS_ENCODING: Final = "utf-8-sig"
 _PROGRESS_SECONDS: Final = 30.0
 # A cell starting with one of these is a formula to Excel ("CSV injection").
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+# UTF-8 cannot carry these; a JSON source can hold them as "\ud800" escapes.
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 #: Turns a source row into a body and its conversion or template problems.
 ToBody: TypeAlias = Callable[[SourceRow], tuple[dict[str, Any], list[str]]]
@@ -124,7 +127,7 @@ class RejectsWriter:
         :param problems: every problem, each ``<path>: <reason>``.
         """
         cells = (row, "" if line is None else line, key or "", stage, PROBLEM_SEPARATOR.join(problems))
-        self._writer.writerow([_defused(str(cell)) for cell in cells])
+        self._writer.writerow([_defused(_escape_surrogates(str(cell))) for cell in cells])
 
 
 class _Checks:
@@ -273,6 +276,11 @@ def _too_many(summary: PrepareSummary, limit: int | float) -> bool:
     if isinstance(limit, int):
         return summary.rejected > limit
     return summary.rows_read > 0 and summary.rejected / summary.rows_read > limit
+
+
+def _escape_surrogates(cell: str) -> str:
+    """Write a lone surrogate as its escape, ``\\ud800``: the rejects file is UTF-8."""
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", cell)
 
 
 def _defused(cell: str) -> str:

@@ -43,8 +43,11 @@ _SHOWN_NAME_CHARS: Final = 60
 # ``scheme://user:password@host``: the password must not reach a message.
 _URL_PASSWORD: Final = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
 # Text that every supported encoding writes as plain ASCII bytes: lines are split on
-# b"\n" before decoding, which is only right for such encodings.
+# b"\n" and b"\r" before decoding, which is only right for such encodings.
 _ASCII_PROBE: Final = '\n\r,;"{}'
+_LINE_END: Final = re.compile(rb"\r\n?|\n")
+# How the csv module says a cell hit its field_size_limit().
+_TOO_LONG: Final = "field larger than field limit"
 
 
 class SourceError(ValueError):
@@ -144,9 +147,10 @@ def iter_csv(
             raise SourceError(f"{name} is empty: no header line")
         separator = delimiter or detect_delimiter("".join(header_lines))
         # strict: a stray character after a closing quote is reported, not glued on.
-        reader = csv.reader(itertools.chain(header_lines, lines), delimiter=separator, strict=True)
+        fed = _QuoteCount(itertools.chain(header_lines, lines))
+        reader = csv.reader(fed, delimiter=separator, strict=True)
         header = _header(_next_record(reader, name, skipped + 1), name)
-        yield from _csv_rows(reader, header, name, skipped)
+        yield from _csv_rows(reader, fed, header, name, skipped)
 
 
 def iter_jsonl(location: Location, *, encoding: str = DEFAULT_JSONL_ENCODING) -> Iterator[SourceRow]:
@@ -210,17 +214,30 @@ def _checked_codec(encoding: str, name: str) -> str:
 
 
 def _byte_lines(stream: IO[bytes]) -> Iterator[bytes]:
-    """Split a byte stream after each ``\\n``, reading a chunk at a time."""
+    """Split a byte stream after each line end, reading a chunk at a time.
+
+    A line ends with ``\\r\\n``, ``\\n`` or a lone ``\\r`` (old Mac exports), as with
+    ``open(newline="")``, which the csv module expects: a lone ``\\r`` inside a line
+    would make it fail with "new-line character seen in unquoted field".
+    """
     buffer = bytearray()
     while chunk := stream.read(CHUNK_BYTES):
         buffer += chunk
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            yield bytes(buffer[start : end + 1])
-            start = end + 1
-        del buffer[:start]
+        yield from _cut_lines(buffer, final=False)
+    yield from _cut_lines(buffer, final=True)
     if buffer:
         yield bytes(buffer)
+
+
+def _cut_lines(buffer: bytearray, *, final: bool) -> Iterator[bytes]:
+    """Yield the complete lines at the start of ``buffer`` and remove them from it."""
+    start = 0
+    for end in [match.end() for match in _LINE_END.finditer(buffer)]:
+        if end == len(buffer) and buffer[-1:] == b"\r" and not final:
+            break  # the "\n" of a "\r\n" may be in the next chunk
+        yield bytes(buffer[start:end])
+        start = end
+    del buffer[:start]
 
 
 def _text_lines(byte_lines: Iterable[bytes], codec: str, name: str) -> Iterator[str]:
@@ -273,8 +290,12 @@ def _next_record(reader: Any, name: str, line: int) -> list[str]:
     try:
         record: list[str] = next(reader, [])
     except csv.Error as exc:
-        raise SourceError(_fatal_csv_reason(exc, name, line) or f"{name}: line {line}: {exc}") from None
+        raise SourceError(_fatal_message(exc, name, line)) from None
     return record
+
+
+def _fatal_message(exc: csv.Error, name: str, line: int) -> str:
+    return _fatal_csv_reason(exc, name, line) or f"{name}: line {line}: {exc}"
 
 
 def _fatal_csv_reason(exc: csv.Error, name: str, line: int) -> str | None:
@@ -282,9 +303,30 @@ def _fatal_csv_reason(exc: csv.Error, name: str, line: int) -> str | None:
     # The csv module tells these apart only by message: both mean an opening quote
     # without a closing one swallowed the rest of the file, so no later row is trustworthy.
     message = str(exc)
-    if "unexpected end of data" in message or "field larger than field limit" in message:
+    if "unexpected end of data" in message:
         return f"{name}: line {line}: a quoted field that starts here is never closed ({message})"
+    if _TOO_LONG in message:
+        return (
+            f"{name}: line {line}: a quoted field that starts here is never closed, "
+            f"or a cell is longer than {csv.field_size_limit()} characters"
+        )
     return None
+
+
+class _QuoteCount:
+    """The lines fed to the csv reader; counts the quotes in them."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.quotes = 0
+
+    def __iter__(self) -> _QuoteCount:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.quotes += line.count('"')
+        return line
 
 
 def _header(cells: list[str], name: str) -> list[str]:
@@ -305,24 +347,42 @@ def _column_positions(names: list[str], column: str) -> str:
     return f"{shown!r} (columns {positions})"
 
 
-def _csv_rows(reader: Any, header: list[str], name: str, skipped: int) -> Iterator[SourceRow]:
+def _csv_rows(
+    reader: Any, fed: _QuoteCount, header: list[str], name: str, skipped: int
+) -> Iterator[SourceRow]:
     number = 0
     while True:
         line = skipped + reader.line_num + 1
+        quotes = fed.quotes
         try:
             cells: list[str] = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            fatal = _fatal_csv_reason(exc, name, line)
-            if fatal:
-                raise SourceError(fatal) from None
+            problem = _row_csv_problem(exc, line, closed=(fed.quotes - quotes) % 2 == 0)
+            if problem is None:
+                raise SourceError(_fatal_message(exc, name, line)) from None
             number += 1
-            yield SourceRow(number, line, {}, [f"line {line}: malformed CSV: {exc}"])
+            yield SourceRow(number, line, {}, [problem])
             continue
         if any(cells):
             number += 1
             yield _csv_row(number, line, header, cells)
+
+
+def _row_csv_problem(exc: csv.Error, line: int, *, closed: bool) -> str | None:
+    """The problem of a row the csv module could not read; ``None`` if the file is lost.
+
+    :param closed: whether the lines read for the row have balanced quotes, so that the
+        line after them starts a new row. The csv module drops the rest of the line it
+        failed on, so then reading can go on after a cell that is too long.
+    """
+    message = str(exc)
+    if "unexpected end of data" in message:
+        return None
+    if _TOO_LONG not in message:
+        return f"line {line}: malformed CSV: {message}"
+    return f"line {line}: a cell is longer than {csv.field_size_limit()} characters" if closed else None
 
 
 def _csv_row(number: int, line: int, header: list[str], cells: list[str]) -> SourceRow:

@@ -26,15 +26,18 @@ Rules, per leaf:
   so is an object or list left empty. A missing column is not an error: ``row.x`` of a
   missing ``x`` is undefined and renders empty.
 
-The template is compiled once, in an immutable sandbox: syntax errors and unknown
-filters raise :class:`TemplateError` naming the leaf, and so does any ``__dunder__``
-access (``row.__class__``). Other private attributes fail when rendered. Render errors
-of one row (division by zero, a type error, a private attribute) become that row's
-problems, never showing row values. The author of a template is
-trusted as much as the DAG's author; the limits below stop mistakes (a runaway loop,
-a huge repetition), not attacks:
+The template is compiled once, in an immutable sandbox: syntax errors, unknown
+filters, unknown names (``{{ name }}`` for ``{{ row.name }}``, ``self``, ``lipsum``) and
+nesting deeper than :data:`MAX_DEPTH` raise :class:`TemplateError` naming the leaf, and
+so does any ``__dunder__`` access (``row.__class__``). Other private attributes fail
+when rendered. Render errors of one row (division by zero, a type error, a private
+attribute) become that row's problems, never showing row values. The author of a
+template is trusted as much as the DAG's author; the limits below stop mistakes (a
+runaway loop, a huge repetition), not attacks:
 
 * ``range`` gives at most :data:`MAX_RANGE` items;
+* a leaf makes at most :data:`MAX_STEPS` loop iterations and calls (nested loops,
+  recursive macros);
 * ``*`` repeating a string or list, and ``**``, are bounded;
 * a leaf renders at most ``max_output_chars`` characters.
 
@@ -45,13 +48,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Final, NoReturn, TypeAlias
 
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, nodes
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, meta, nodes, pass_context
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.runtime import Context
@@ -63,7 +67,15 @@ MAX_OUTPUT_CHARS: Final = 10_000
 MAX_RANGE: Final = 10_000
 #: The most bits an integer ``**`` may produce.
 MAX_POWER_BITS: Final = 4_096
+#: The most loop iterations and calls one leaf may make while it renders.
+MAX_STEPS: Final = 100_000
+#: The deepest a template's objects and lists may nest (a customer body needs 3).
+MAX_DEPTH: Final = 32
 
+#: The names a template may use besides its own variables and the sandbox's globals.
+_NAMES: Final = frozenset({"row"})
+# The filter the compiler wraps around every loop's iterable, to count its steps.
+_STEP_FILTER: Final = "billbee_count_steps"
 _SINGLE_EXPRESSION: Final = re.compile(r"\s*\{\{[-+]?(.*?)[-+]?\}\}\s*", re.DOTALL)
 # Exceptions whose text describes the template or a type, never a row's values; the
 # text of any other exception (ValueError: "invalid literal ... 'Jürgen'") is withheld.
@@ -103,6 +115,34 @@ class _OutputTooLong(SecurityError):
     """A leaf rendered more characters than allowed."""
 
 
+class _Steps:
+    """What is left of :data:`MAX_STEPS` while one leaf renders."""
+
+    def __init__(self) -> None:
+        self.left = MAX_STEPS
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise SecurityError(f"more than {MAX_STEPS} loop iterations and calls are not allowed")
+
+
+_STEPS: ContextVar[_Steps | None] = ContextVar("billbee_template_steps", default=None)
+
+
+def _take_step() -> None:
+    steps = _STEPS.get()
+    if steps is not None:
+        steps.take()
+
+
+@pass_context  # also keeps the compiler from running it on constant lists
+def _count_steps(context: Context, iterable: Iterable[Any]) -> Iterator[Any]:
+    for item in iterable:
+        _take_step()
+        yield item
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox, with errors instead of silence for unsafe access, and size limits."""
 
@@ -116,12 +156,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         self.globals["range"] = _bounded_range
         # lipsum(n) writes n paragraphs: no use in a customer body, only a way to hang.
         self.globals.pop("lipsum", None)
+        self.filters[_STEP_FILTER] = _count_steps
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         # The default returns an undefined that ChainableUndefined renders as "":
         # a template reaching for internals would silently "work". Fail instead.
         hint = f"; for a column of that name write row[{attribute!r}]" if isinstance(obj, _Row) else ""
         raise SecurityError(f"access to attribute {attribute!r} is not allowed{hint}")
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _take_step()  # every call: a macro calling itself twice cannot run for hours
+        return super().call(context, obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -278,6 +323,10 @@ def template_from_json(
         decoded = json.loads(source)
     except json.JSONDecodeError as exc:
         raise TemplateError(f"<template>: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError:  # an integer of more digits than Python reads
+        raise TemplateError("<template>: not valid JSON (a number has too many digits)") from None
+    except RecursionError:
+        raise TemplateError(f"<template>: nested more than {MAX_DEPTH} levels deep") from None
     return BodyTemplate(decoded, max_output_chars=max_output_chars)
 
 
@@ -286,6 +335,8 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 
 
 def _compile(env: _Sandbox, value: Any, path: tuple[str | int, ...]) -> _Node:
+    if len(path) > MAX_DEPTH:
+        raise TemplateError(f"{_dotted(path[:MAX_DEPTH])}: nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, Mapping):
         if not all(isinstance(key, str) for key in value):
             raise TemplateError(f"{_dotted(path)}: object keys must be strings")
@@ -301,15 +352,19 @@ def _compile(env: _Sandbox, value: Any, path: tuple[str | int, ...]) -> _Node:
 
 def _compile_text(env: _Sandbox, text: str, path: str) -> _Leaf:
     try:
-        _refuse_private_access(env.parse(text), path)
+        tree = env.parse(text)
+        _refuse_private_access(tree, path)
+        _refuse_unknown_names(tree, path)
         single = _SINGLE_EXPRESSION.fullmatch(text)
         if single:
             with_native_type = _native_leaf(env, single.group(1), path)
             if with_native_type is not None:
                 return with_native_type
-        template = env.from_string(text)
+        template = env.from_string(_count_loop_steps(tree))
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{path}: {exc.message}") from None
+    except (RecursionError, SyntaxError):  # Jinja's parser or Python's compiler gave up
+        raise TemplateError(f"{path}: the expression is nested too deeply") from None
     return _Leaf(path, lambda row: _render_text(template, row, env.max_output_chars))
 
 
@@ -334,8 +389,44 @@ def _refuse_private_access(tree: nodes.Template, path: str) -> None:
             raise TemplateError(f"{path}: access to {name!r} is not allowed")
 
 
+def _refuse_unknown_names(tree: nodes.Template, path: str) -> None:
+    """Refuse names that are neither ``row``, a global, nor set by the template itself.
+
+    ``{{ name }}`` for ``{{ row.name }}`` would otherwise render empty without a word;
+    ``self`` (the template's blocks) and ``lipsum`` are no use in a customer body.
+    """
+    unknown = set(meta.find_undeclared_variables(tree)) - _NAMES
+    unknown.update(node.name for node in tree.find_all(nodes.Name) if node.name == "self")
+    if unknown:
+        names = ", ".join(repr(name) for name in sorted(unknown))
+        raise TemplateError(
+            f"{path}: unknown name {names}; write row.<column> or row['<column>'] for a column"
+        )
+
+
+def _count_loop_steps(tree: nodes.Template) -> nodes.Template:
+    """Make every ``{% for %}`` count its iterations against :data:`MAX_STEPS`.
+
+    A recursive loop's ``loop(children)`` iterates ``children``: those count as well.
+    """
+    for loop in tree.find_all(nodes.For):
+        loop.iter = _counted(loop.iter)
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "loop" and len(call.args) == 1:
+            call.args[0] = _counted(call.args[0])
+    return tree
+
+
+def _counted(iterable: nodes.Node) -> nodes.Filter:
+    return nodes.Filter(iterable, _STEP_FILTER, [], [], None, None, lineno=iterable.lineno)
+
+
 def _evaluate(expression: TemplateExpression, row: _Row, limit: int) -> Any:
-    value = _plain(expression(row=row))
+    token = _STEPS.set(_Steps())
+    try:
+        value = _plain(expression(row=row))
+    finally:
+        _STEPS.reset(token)
     if isinstance(value, str) and len(value) > limit:
         raise _OutputTooLong(f"renders more than {limit} characters")
     return value
@@ -344,12 +435,16 @@ def _evaluate(expression: TemplateExpression, row: _Row, limit: int) -> Any:
 def _render_text(template: Template, row: _Row, limit: int) -> str:
     parts: list[str] = []
     size = 0
-    # Generated piece by piece, so a runaway loop stops at the limit, not at the end.
-    for part in template.generate(row=row):
-        size += len(part)
-        if size > limit:
-            raise _OutputTooLong(f"renders more than {limit} characters")
-        parts.append(part)
+    token = _STEPS.set(_Steps())
+    try:
+        # Generated piece by piece, so a runaway loop stops at the limit, not at the end.
+        for part in template.generate(row=row):
+            size += len(part)
+            if size > limit:
+                raise _OutputTooLong(f"renders more than {limit} characters")
+            parts.append(part)
+    finally:
+        _STEPS.reset(token)
     return "".join(parts)
 
 

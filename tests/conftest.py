@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,6 +27,11 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 from billbee_provider.config import BillbeeConfig  # noqa: E402
 from billbee_provider.sandbox import SandboxConfig  # noqa: E402
 from billbee_provider.sandbox.server import SandboxServer  # noqa: E402
+
+# Property-based tests: bounded and repeatable in CI (the default), long in `make soak`.
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
+settings.register_profile("soak", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 class Sandbox:

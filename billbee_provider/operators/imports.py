@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from billbee_provider.operators.customers import as_bool
 
@@ -369,4 +369,12 @@ class BillbeeCreateCustomersOperator(BaseOperator):
                 )
         except (ExistingCustomersError, BillbeeAuthError, BillbeeConfigError, ValueError) as exc:
             raise AirflowFailException(str(exc)) from None
+        failed = summary.counts.get("failed", 0)
+        if failed:
+            # Billbee did not process these rows (outage, throttling); the ledger makes a
+            # task retry safe, so let Airflow's retries send them again.
+            raise AirflowException(
+                f"{failed} row(s) could not be sent (Billbee unreachable or throttled past all "
+                f"retries); results: {summary.results_path}. A retry of this task sends only them."
+            )
         return summary.as_dict()

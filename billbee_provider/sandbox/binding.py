@@ -25,6 +25,11 @@ ROOT_KEY = "model"
 
 _INT_RANGES = {Kind.INT32: (-(2**31), 2**31 - 1, "Int32"), Kind.INT64: (-(2**63), 2**63 - 1, "Int64")}
 _INT_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*\Z")
+#: ASP.NET Web API's JsonMediaTypeFormatter reads at most this many nested levels.
+MAX_DEPTH = 256
+# A \u escape of a UTF-16 surrogate: only then can a parsed string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BindingError(Exception):
@@ -84,13 +89,40 @@ def _decode(body: bytes, charset: str | None) -> str:
         ) from None
 
 
-def _parse(text: str) -> Any:
-    def reject_constant(name: str) -> Any:
-        raise ValueError(name)
+class _BadLiteral(ValueError):
+    """A literal Json.NET does not read: ``NaN`` & co., or an integer too long for Python.
 
+    :param literal: the literal's text, to find its position.
+    :param message: Json.NET's message, without the path.
+    """
+
+    def __init__(self, literal: str, message: str) -> None:
+        super().__init__(message)
+        self.literal = literal
+
+
+def _reject_constant(name: str) -> Any:
+    raise _BadLiteral(name, f"Unexpected character encountered while parsing value: {name[0]}.")
+
+
+def _read_integer(digits: str) -> int:
+    try:
+        return int(digits)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        raise _BadLiteral(digits, f"JSON integer {digits} is too large or small for an Int64.") from None
+
+
+def _parse(text: str) -> Any:
     try:
         # Decimal keeps "1.0" distinguishable from 1 and keeps the literal text.
-        return json.loads(text, parse_float=Decimal, parse_constant=reject_constant)
+        payload = json.loads(
+            text, parse_float=Decimal, parse_int=_read_integer, parse_constant=_reject_constant
+        )
+        return _without_lone_surrogates(payload) if _SURROGATE_ESCAPE.search(text) else payload
+    except RecursionError:
+        line, pos = line_position(text, _depth_exceeded_at(text))
+        message = f"The reader's MaxDepth of {MAX_DEPTH} has been exceeded."
+        raise BindingError({ROOT_KEY: [f"{message} Path '', line {line}, position {pos}."]}) from None
     except json.JSONDecodeError as exc:
         found = (
             "Unexpected end when reading JSON."
@@ -100,10 +132,42 @@ def _parse(text: str) -> Any:
         raise BindingError(
             {ROOT_KEY: [f"{found} Path '', line {exc.lineno}, position {exc.colno}."]}
         ) from None
-    except ValueError as exc:  # NaN / Infinity, which JSON does not have
-        line, pos = line_position(text, text.find(str(exc)) + 1)
-        message = f"Unexpected character encountered while parsing value: {str(exc)[0]}."
-        raise BindingError({ROOT_KEY: [f"{message} Path '', line {line}, position {pos}."]}) from None
+    except _BadLiteral as exc:  # NaN / Infinity, which JSON does not have; huge integers
+        line, pos = line_position(text, text.find(exc.literal) + 1)
+        raise BindingError({ROOT_KEY: [f"{exc} Path '', line {line}, position {pos}."]}) from None
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """Json.NET reads a lone surrogate escape (``"\\ud800"``) as U+FFFD; so does the sandbox.
+
+    Kept, it could be neither stored nor answered: UTF-8 cannot carry it.
+    """
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
+    return value
+
+
+def _depth_exceeded_at(text: str) -> int:
+    """Offset of the first ``[`` or ``{`` nested deeper than :data:`MAX_DEPTH` (outside strings)."""
+    depth, in_string, escaped = 0, False, False
+    for offset, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped, in_string = char == "\\", char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return offset + 1
+        elif char in "]}":
+            depth -= 1
+    return len(text)
 
 
 def _root_message(payload: Any, model: Model, text: str) -> str:
@@ -190,12 +254,10 @@ def _to_int(value: Any, kind: Kind) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None  # Json.NET reads null and "" as null for the nullable fields
     if isinstance(value, str):
-        if not _INT_TEXT.match(value):
+        # Longer than 40 characters it is out of range (and int() may refuse it).
+        if len(value) > 40 or not _INT_TEXT.match(value) or not low <= int(value) <= high:
             raise _Mismatch(f"Error converting value {_literal(value)} to type 'System.{name}'.")
-        number = int(value)
-        if not low <= number <= high:
-            raise _Mismatch(f"Error converting value {_literal(value)} to type 'System.{name}'.")
-        return number
+        return int(value)
     if isinstance(value, Decimal):
         raise _Mismatch(f"Input string '{value}' is not a valid integer.")
     if isinstance(value, bool) or not isinstance(value, int):

@@ -1,0 +1,1 @@
+"""Property-based tests: bad input never crashes the import, the sandbox or the config."""

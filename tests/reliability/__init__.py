@@ -1,0 +1,1 @@
+"""Reliability: the fault matrix (``make test``) and the soak (``make soak``)."""

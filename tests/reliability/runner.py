@@ -1,0 +1,53 @@
+"""One import in a child process, for the SIGKILL, two-imports and soak runs.
+
+``python -m tests.reliability.runner '<spec JSON>'`` with the spec keys ``config``
+(:class:`~billbee_provider.config.BillbeeConfig` fields), ``staging``, ``ledger``,
+``results``, ``rejects``, ``lock_dir`` and optionally ``max_in_flight`` and ``seed`` (of
+the backoff jitter). Prints the summary as one JSON line on stdout; warnings go to
+stderr. Exit status 0 after a completed import, 1 after an error. It imports neither
+Airflow nor the test fixtures, so that it starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+from typing import Any
+
+from billbee_provider.client import BillbeeClient
+from billbee_provider.config import BillbeeConfig
+from billbee_provider.importer import import_customers
+from billbee_provider.ledger import Ledger
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the import the spec describes and return its summary."""
+    jitter = random.Random(spec.get("seed"))  # backoff jitter, not security
+    with (
+        BillbeeClient(BillbeeConfig(**spec["config"]), rng=jitter.random) as client,
+        Ledger(spec["ledger"]) as ledger,
+    ):
+        summary = import_customers(
+            spec["staging"],
+            client=client,
+            ledger=ledger,
+            results_path=spec["results"],
+            rejects_path=spec["rejects"],
+            lock_dir=spec["lock_dir"],
+            max_in_flight=int(spec.get("max_in_flight", 8)),
+            progress_every=60.0,
+        )
+    return summary.as_dict()
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``argv[1]`` is the spec as JSON."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+    print(json.dumps(run(json.loads(argv[1]))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
