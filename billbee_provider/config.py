@@ -244,7 +244,7 @@ def normalize_base_url(host: str | None, *, conn_id: str = "billbee_default") ->
         raw = f"https://{raw}"
     where = f"Billbee connection {conn_id!r}: Host {_without_userinfo(raw)!r}"
     parts = _split_url(raw, where)
-    if parts.username or parts.password:
+    if "@" in parts.netloc:  # also an empty user, "https://@host"
         raise BillbeeConfigError(
             f"Billbee connection {conn_id!r}: put credentials in Login/Password, not in Host"
         )

@@ -124,7 +124,10 @@ def iter_csv(
     skipped. A row with fewer cells than the header gets ``""`` for the missing ones; a
     row with more gets a problem, unless the extra cells are all empty (a trailing
     delimiter). Header names are stripped of surrounding whitespace; cells are kept
-    byte-exact.
+    byte-exact. Lines may end with ``\\r\\n``, ``\\n`` or ``\\r``, mixed. A cell longer
+    than ``csv.field_size_limit()`` characters is a problem of its row, unless a quoted
+    cell is still open at the end of its line: then where the row ends is unknown, and
+    the file fails.
 
     :param location: where the file is (see :func:`open_binary`).
     :param encoding: the file's encoding; UTF-8 with or without a byte order mark by

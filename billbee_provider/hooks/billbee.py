@@ -59,11 +59,16 @@ class BillbeeHook(HttpHook):
         # Mask first, so that not even a validation error can print them unmasked.
         # The key needs it explicitly: Airflow masks extras by name only, and the
         # header name ``X-Billbee-Api-Key`` is not one it recognises.
-        for secret in (extra.get("api_key"), conn.password):
+        api_key = extra.get("api_key") if isinstance(extra, dict) else None
+        for secret in (api_key, conn.password):
             if secret:
                 _mask_secret(str(secret))
         return BillbeeConfig.from_connection(
-            conn.host, conn.login, conn.password, extra, conn_id=self.billbee_conn_id
+            _host_with_port(conn.host, conn.port),
+            conn.login,
+            conn.password,
+            extra,
+            conn_id=self.billbee_conn_id,
         )
 
     @cached_property
@@ -146,6 +151,24 @@ def _explain_auth(exc: BillbeeAuthError) -> str:
         "Billbee rejected the user name or API password. Use the account's API password "
         f"(set in Billbee under Settings > API), not the login password. ({text})"
     )
+
+
+def _host_with_port(host: str | None, port: int | None) -> str | None:
+    """The Host field, with the Port field added when the Host names no port itself.
+
+    The form hides Port, but a connection URI (``billbee://...@127.0.0.1:8765``) sets it.
+    """
+    if not port or not host or not host.strip():
+        return host
+    text = host.strip().rstrip("/")
+    authority = text.split("://", 1)[-1].split("/", 1)[0]
+    if authority.rsplit("]", 1)[-1].count(":"):
+        return host  # the Host already has a port
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return f"{text}:{port}"
+    name, slash, path = rest.partition("/")
+    return f"{scheme}://{name}:{port}{slash}{path}"
 
 
 def _mask_secret(value: str) -> None:

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hypothesis import settings
 from hypothesis import strategies as st
+
+#: Seconds a property test may take: 2 minutes at the "ci" profile's 60 examples, more
+#: in proportion for the "soak" profile (the profile is loaded by tests/conftest.py).
+PROPERTY_TIMEOUT: float = 120 * max(1.0, (settings.default.max_examples or 60) / 60)
 
 #: Characters that break naive code: control characters (NUL included), line and
 #: paragraph separators, bidi controls, combining marks, a BOM, case-mapping oddities,
@@ -291,13 +296,27 @@ def csv_bytes() -> st.SearchStrategy[bytes]:
 # --- JSON Lines files ----------------------------------------------------------------------
 
 
+def lone_surrogate_texts() -> st.SearchStrategy[str]:
+    """Text with lone UTF-16 surrogates: JSON can carry them as ``"\\ud800"``, UTF-8 cannot."""
+    surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+    return st.lists(st.one_of(surrogate, st.sampled_from(["@", "a", ".de"])), min_size=1, max_size=6).map(
+        "".join
+    )
+
+
 def jsonl_lines() -> st.SearchStrategy[str]:
     """One line's text: an object (of valid or wrongly typed fields), another JSON value, junk."""
     objects = st.one_of(
         flat_bodies(),
         st.dictionaries(st.sampled_from(HEADER_NAMES) | texts(max_size=6), json_values(), max_size=5),
     )
+    with_surrogates = st.dictionaries(
+        st.sampled_from(["Email", "Name", "Address.City"]) | lone_surrogate_texts(),
+        lone_surrogate_texts(),
+        min_size=1,
+    ).map(json.dumps)  # ensure_ascii: written as \ud800 escapes
     return st.one_of(
+        with_surrogates,
         st.tuples(objects, st.booleans()).map(lambda pair: json.dumps(pair[0], ensure_ascii=pair[1])),
         json_values().map(json.dumps),
         texts(max_size=20),

@@ -29,6 +29,7 @@ from billbee_provider.template import BodyTemplate, TemplateError
 
 from .strategies import (
     LINE_ENDINGS,
+    PROPERTY_TIMEOUT,
     csv_bytes,
     flat_bodies,
     jsonl_bytes,
@@ -37,7 +38,7 @@ from .strategies import (
     write_csv,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(PROPERTY_TIMEOUT)
 
 Reader = Callable[[Path], Iterator[SourceRow]]
 ToBody = Callable[[SourceRow], tuple[dict[str, Any], list[str]]]
@@ -233,3 +234,14 @@ def test_bad_rows_are_rejected_with_their_line_and_good_rows_go_through(
     for item, number in zip(rejected, bad, strict=True):
         spoiler = rows[number - 1][1]
         assert spoiler is not None and SPOILERS[spoiler][1] in item["problems"], item
+
+
+@given(
+    digits=st.integers(min_value=1, max_value=6_000),
+    column=st.sampled_from(["Type", "Address.Id", "MetaData"]),
+)
+def test_a_number_of_any_length_is_a_value_or_a_problem_of_its_column(digits: int, column: str) -> None:
+    cell = f"[{'9' * digits}]" if column == "MetaData" else "9" * digits
+    body, problems = body_from_dotted({column: cell})
+    assert bool(body) != bool(problems)
+    assert all(problem.startswith(f"{column}: ") for problem in problems), problems

@@ -21,6 +21,7 @@ from billbee_provider.sources import SourceError, SourceRow, iter_csv, iter_json
 from .strategies import (
     BAD_UTF8,
     LINE_ENDINGS,
+    PROPERTY_TIMEOUT,
     CsvFile,
     csv_bytes,
     filled_texts,
@@ -32,7 +33,7 @@ from .strategies import (
     write_csv,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(PROPERTY_TIMEOUT)
 
 
 def assert_clear_source_error(error: SourceError, path: Path) -> None:

@@ -24,7 +24,15 @@ from billbee_provider.template import (
     template_from_json,
 )
 
-from .strategies import HOSTILE_LEAVES, TRIPLE_LOOP, json_values, template_rows, templates, texts
+from .strategies import (
+    HOSTILE_LEAVES,
+    PROPERTY_TIMEOUT,
+    TRIPLE_LOOP,
+    json_values,
+    template_rows,
+    templates,
+    texts,
+)
 
 #: A row whose values must never appear in a message: they are personal data.
 ROW = {"name": "Jürgen Weiß", "email": "juergen@example.de", "n": 1, "list": ["a", "b"]}
@@ -104,7 +112,7 @@ def test_the_limits_leave_ordinary_templates_alone(leaf: str) -> None:
     assert body["Name"].endswith("ok")
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(PROPERTY_TIMEOUT)
 @given(template=templates(), rows=st.lists(template_rows(), max_size=3))
 def test_any_template_compiles_or_is_refused_and_renders_every_row(
     template: dict[str, Any], rows: list[dict[str, Any]]
@@ -127,7 +135,7 @@ def test_any_template_compiles_or_is_refused_and_renders_every_row(
             assert error.problems == problems
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(PROPERTY_TIMEOUT)
 @given(source=st.one_of(texts(max_size=40), json_values().map(json.dumps), templates().map(json.dumps)))
 def test_template_from_any_text_compiles_or_is_refused(source: str) -> None:
     try:
