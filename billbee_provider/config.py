@@ -33,7 +33,6 @@ NUMERIC_EXTRAS: dict[str, type] = {
     "account_rate_limit": int,
     "max_retries": int,
 }
-KNOWN_EXTRAS = frozenset({"api_key", "verify_tls", "ca_bundle", *NUMERIC_EXTRAS})
 #: HttpHook's names for TLS options: refused, so nobody believes they changed something.
 _HTTP_HOOK_TLS_KEYS = ("verify", "verify_ssl")
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
