@@ -36,8 +36,8 @@ template is trusted as much as the DAG's author; the limits below stop mistakes 
 runaway loop, a huge repetition), not attacks:
 
 * ``range`` gives at most :data:`MAX_RANGE` items;
-* a leaf makes at most :data:`MAX_STEPS` loop iterations and calls (nested loops,
-  recursive macros);
+* a row makes at most :data:`MAX_STEPS` loop iterations and calls over all leaves
+  (nested loops, recursive macros);
 * ``*`` repeating a string or list, and ``**``, are bounded;
 * a leaf renders at most ``max_output_chars`` characters.
 
@@ -67,8 +67,8 @@ MAX_OUTPUT_CHARS: Final = 10_000
 MAX_RANGE: Final = 10_000
 #: The most bits an integer ``**`` may produce.
 MAX_POWER_BITS: Final = 4_096
-#: The most loop iterations and calls one leaf may make while it renders.
-MAX_STEPS: Final = 100_000
+#: The most loop iterations and calls the leaves of one row may make together.
+MAX_STEPS: Final = 50_000
 #: The deepest a template's objects and lists may nest (a customer body needs 3).
 MAX_DEPTH: Final = 32
 
@@ -116,7 +116,7 @@ class _OutputTooLong(SecurityError):
 
 
 class _Steps:
-    """What is left of :data:`MAX_STEPS` while one leaf renders."""
+    """What is left of :data:`MAX_STEPS` while one row renders."""
 
     def __init__(self) -> None:
         self.left = MAX_STEPS
@@ -234,6 +234,12 @@ class _Row:
     def __len__(self) -> int:
         return len(self._fields)
 
+    def __str__(self) -> str:
+        # Else "<..._Row object at 0x7f...>" would go to Billbee as, say, the street.
+        raise TypeError(
+            "an object column cannot be written as text; write one of its fields, e.g. row.x.city"
+        )
+
     def _as_dict(self) -> dict[str, Any]:
         # Private, so that a column named like it is not shadowed (see __getattr__).
         return dict(self._fields)
@@ -291,7 +297,11 @@ class BodyTemplate:
             ``<leaf path>: <reason>`` per failed leaf.
         """
         problems: list[str] = []
-        body = _render(self._root, _Row(row), self._env.max_output_chars, problems)
+        token = _STEPS.set(_Steps())
+        try:
+            body = _render(self._root, _Row(row), self._env.max_output_chars, problems)
+        finally:
+            _STEPS.reset(token)
         return (body if isinstance(body, dict) else {}), problems
 
     def render(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -422,11 +432,7 @@ def _counted(iterable: nodes.Node) -> nodes.Filter:
 
 
 def _evaluate(expression: TemplateExpression, row: _Row, limit: int) -> Any:
-    token = _STEPS.set(_Steps())
-    try:
-        value = _plain(expression(row=row))
-    finally:
-        _STEPS.reset(token)
+    value = _plain(expression(row=row))
     if isinstance(value, str) and len(value) > limit:
         raise _OutputTooLong(f"renders more than {limit} characters")
     return value
@@ -435,16 +441,12 @@ def _evaluate(expression: TemplateExpression, row: _Row, limit: int) -> Any:
 def _render_text(template: Template, row: _Row, limit: int) -> str:
     parts: list[str] = []
     size = 0
-    token = _STEPS.set(_Steps())
-    try:
-        # Generated piece by piece, so a runaway loop stops at the limit, not at the end.
-        for part in template.generate(row=row):
-            size += len(part)
-            if size > limit:
-                raise _OutputTooLong(f"renders more than {limit} characters")
-            parts.append(part)
-    finally:
-        _STEPS.reset(token)
+    # Generated piece by piece, so a runaway loop stops at the limit, not at the end.
+    for part in template.generate(row=row):
+        size += len(part)
+        if size > limit:
+            raise _OutputTooLong(f"renders more than {limit} characters")
+        parts.append(part)
     return "".join(parts)
 
 
@@ -492,6 +494,8 @@ def _is_empty(value: Any) -> bool:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):  # its text depends on where the stack ran out
+        return "a macro or loop calls itself too deeply (maximum recursion depth exceeded)"
     if isinstance(exc, _SAFE_TEXT_ERRORS):
         return str(exc) or type(exc).__name__
     return f"{type(exc).__name__} (details withheld: they may contain row data)"

@@ -82,11 +82,13 @@ def _decode(body: bytes, charset: str | None) -> str:
         codec = (
             "utf-8-sig" if (charset or "utf-8").lower().replace("_", "-") in ("utf-8", "utf8") else charset
         )
-        return body.decode(codec or "utf-8-sig")
-    except (LookupError, UnicodeDecodeError) as exc:
+        text = body.decode(codec or "utf-8-sig")
+    except (LookupError, UnicodeError, ValueError) as exc:  # punycode & co. fail in their own ways
         raise BindingError(
             {ROOT_KEY: [f"The request body could not be decoded as {charset or 'UTF-8'}: {exc}"]}
         ) from None
+    # Some codecs (unicode_escape, utf-16 of odd bytes) give lone surrogates: see below.
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 class _BadLiteral(ValueError):

@@ -234,21 +234,21 @@ def write_csv(
     Cells are quoted where needed; a record not ended by ``\\r\\n`` is quoted fully, as
     Python 3.11's writer would leave a lone ``\\r`` unquoted otherwise.
     """
-    chunks: list[str] = []
+    written = ""
     starts: list[int] = []
-    line = 1
     for index, record in enumerate([header, *records]):
         ending = endings[index % len(endings)]
-        text = _csv_record(record, delimiter, ending, quote_all or ending != "\r\n")
         if index:
-            starts.append(line)
-        line += len(_LINE_END.findall(text))
-        chunks.append(text)
-    data = "".join(chunks).encode("utf-8-sig" if bom else "utf-8")
+            # Counted over all that is written: a "\r" ending and the "\n" of an empty
+            # record after it are one line end.
+            starts.append(len(_LINE_END.findall(written)) + 1)
+        written += _csv_record(record, delimiter, ending, quote_all or ending != "\r\n")
+    data = written.encode("utf-8-sig" if bom else "utf-8")
     return CsvFile(data, list(header), [list(record) for record in records], starts)
 
 
 def _csv_record(cells: Sequence[str], delimiter: str, ending: str, quote_all: bool) -> str:
+    """One record as Python's csv writer writes it."""
     buffer = io.StringIO(newline="")
     quoting = csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
     csv.writer(buffer, delimiter=delimiter, lineterminator=ending, quoting=quoting).writerow(cells)

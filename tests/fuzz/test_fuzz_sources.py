@@ -8,6 +8,7 @@ starts with its row's line, and what a correct writer wrote is read back byte-ex
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from unittest import mock
 
@@ -68,8 +69,13 @@ def expected_rows(file: CsvFile) -> list[tuple[int, dict[str, str], bool]]:
 
 @st.composite
 def clean_csv_files(draw: st.DrawFn) -> tuple[CsvFile, str]:
-    """A CSV file with a good header and hostile cells, and its delimiter."""
-    names = st.lists(filled_texts().map(str.strip).filter(bool), min_size=1, max_size=4, unique=True)
+    """A CSV file with a good header and hostile cells, and its delimiter.
+
+    (A first header name starting with a BOM would lose it: a leading BOM is the file's,
+    even twice, as some tools write it.)
+    """
+    name = filled_texts().map(str.strip).filter(lambda text: text != "" and not text.startswith("\ufeff"))
+    names = st.lists(name, min_size=1, max_size=4, unique=True)
     header = draw(names)
     width = st.integers(min_value=0, max_value=len(header) + 1)
     records = draw(st.lists(width.flatmap(lambda n: st.lists(texts(), min_size=n, max_size=n)), max_size=6))
@@ -149,8 +155,6 @@ def test_any_jsonl_bytes_give_one_row_per_line(data: bytes) -> None:
 def test_jsonl_objects_survive_mixed_line_endings(
     objects: list[dict[str, str]], endings: list[str], ascii_only: bool
 ) -> None:
-    import json
-
     lines = [
         json.dumps(item, ensure_ascii=ascii_only) + endings[i % len(endings)]
         for i, item in enumerate(objects)
