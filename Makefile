@@ -34,7 +34,7 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 
 ## demo: sandbox + billbee_create_customer + billbee_import_customers end to end
 demo: $(AIRFLOW_HOME)/airflow.db
-	$(BIN)/python -m billbee_provider.demo --port $(SANDBOX_PORT)
+	$(BIN)/python -m billbee_provider.sandbox.demo --port $(SANDBOX_PORT)
 
 ## test: lint, type check and every test (the command CI runs)
 test: lint typecheck pytest

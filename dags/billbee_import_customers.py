@@ -78,8 +78,8 @@ def billbee_import_customers() -> None:
 @task
 def report(validated: dict[str, Any], created: dict[str, Any]) -> dict[str, Any]:
     """Log a summary table and write ``summary.json`` next to the results."""
+    from billbee_provider.imports.report import build_summary, format_table, write_summary
     from billbee_provider.operators.imports import to_location
-    from billbee_provider.report import build_summary, format_table, write_summary
 
     summary = build_summary(validated, created)
     target = created["results_path"].rsplit("/", 1)[0] + "/summary.json"

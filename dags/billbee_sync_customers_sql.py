@@ -94,7 +94,8 @@ def setup(conn_id: str) -> int:
     """Create the example table with sample customers if it does not exist."""
     from contextlib import closing
 
-    from billbee_provider.example_shop import ensure_example_table
+    from example_shop import ensure_example_table
+
     from billbee_provider.operators.imports import db_hook
 
     hook = db_hook(conn_id)
@@ -107,9 +108,10 @@ def write_back(extracted: dict[str, Any], created: dict[str, Any], conn_id: str)
     """Store the Billbee Id of every created or already existing customer in its row."""
     from contextlib import closing
 
-    from billbee_provider.example_shop import write_billbee_ids
+    from example_shop import write_billbee_ids
+
+    from billbee_provider.imports.writeback import key_id_pairs
     from billbee_provider.operators.imports import db_hook, to_location
-    from billbee_provider.writeback import key_id_pairs
 
     if created.get("dry_run"):
         return 0

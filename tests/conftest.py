@@ -24,7 +24,7 @@ os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
-from billbee_provider.config import BillbeeConfig  # noqa: E402
+from billbee_provider.api.config import BillbeeConfig  # noqa: E402
 from billbee_provider.sandbox import SandboxConfig  # noqa: E402
 from billbee_provider.sandbox.server import SandboxServer  # noqa: E402
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from billbee_provider.client import BillbeeClient, parse_retry_after
-from billbee_provider.errors import (
+from billbee_provider.api.client import BillbeeClient, parse_retry_after
+from billbee_provider.api.errors import (
     BillbeeAuthError,
     BillbeeInDoubtError,
     BillbeeInvalidDataError,
@@ -190,7 +190,7 @@ def test_backoff_restarts_for_every_request(sandbox: Sandbox) -> None:
 
 
 def test_tls_off_is_warned_at_every_client_and_applied(caplog: pytest.LogCaptureFixture) -> None:
-    from billbee_provider.config import BillbeeConfig
+    from billbee_provider.api.config import BillbeeConfig
 
     config = BillbeeConfig(
         base_url="https://app.billbee.io", api_key="k-123456", user="u", password="p-123456", verify_tls=False
@@ -212,6 +212,6 @@ def test_tls_off_is_warned_at_every_client_and_applied(caplog: pytest.LogCapture
 
 
 def sandbox_free_config() -> Any:
-    from billbee_provider.config import BillbeeConfig
+    from billbee_provider.api.config import BillbeeConfig
 
     return BillbeeConfig(base_url="https://app.billbee.io", api_key="k-123456", user="u", password="p-123456")

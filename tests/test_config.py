@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from billbee_provider.config import BillbeeConfig, is_loopback, normalize_base_url
-from billbee_provider.errors import BillbeeConfigError
+from billbee_provider.api.config import BillbeeConfig, is_loopback, normalize_base_url
+from billbee_provider.api.errors import BillbeeConfigError
 
 GOOD = {"host": "https://app.billbee.io", "login": "shop@example.com", "password": "pw-123456"}
 

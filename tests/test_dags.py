@@ -23,7 +23,7 @@ def test_dagbag_has_no_import_errors() -> None:
 
 
 def test_example_customer_is_valid() -> None:
-    from billbee_provider.schema import get_validator
+    from billbee_provider.customers.schema import get_validator
 
     sys.path.insert(0, str(DAGS))
     try:
@@ -49,7 +49,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
         "requests",
         "urllib3",
         "billbee_provider.hooks.billbee",
-        "billbee_provider.client",
-        "billbee_provider.schema",
+        "billbee_provider.api.client",
+        "billbee_provider.customers.schema",
     }
     assert not added & heavy, sorted(added & heavy)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from billbee_provider.envelope import unwrap, unwrap_bare
-from billbee_provider.errors import (
+from billbee_provider.api.envelope import unwrap, unwrap_bare
+from billbee_provider.api.errors import (
     BillbeeApiError,
     BillbeeAuthError,
     BillbeeInvalidDataError,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from billbee_provider.errors import BillbeeConfigError
+from billbee_provider.api.errors import BillbeeConfigError
 from billbee_provider.hooks.billbee import BillbeeHook
 from tests.conftest import Sandbox
 

@@ -1,4 +1,4 @@
-"""Tests of :mod:`billbee_provider.schema`: the customer JSON Schema and its validator."""
+"""Tests of :mod:`billbee_provider.customers.schema`: the customer JSON Schema and its validator."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from billbee_provider import schema as customer_schema
-from billbee_provider.schema import (
+from billbee_provider.customers import schema as customer_schema
+from billbee_provider.customers.schema import (
     CustomerValidationError,
     CustomerValidator,
     get_validator,
@@ -506,7 +506,7 @@ def test_a_broken_schema_is_refused() -> None:
 
 def test_module_does_not_import_airflow() -> None:
     code = (
-        "import sys, billbee_provider.schema; "
+        "import sys, billbee_provider.customers.schema; "
         "sys.exit(any(m.split('.')[0] == 'airflow' for m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from billbee_provider.schema import load_schema
+from billbee_provider.customers.schema import load_schema
 
 SWAGGER_PATH = Path(__file__).parent / "fixtures" / "billbee-customers-api.swagger.yaml"
 SWAGGER_REF_PREFIX = "#/definitions/"

@@ -33,7 +33,7 @@ def example_dag_ids() -> set[str]:
 
 def personal_data() -> set[str]:
     """E-mails, names and streets of every customer the example DAGs send."""
-    from billbee_provider.example_shop import SAMPLE_ROWS
+    from example_shop import SAMPLE_ROWS
 
     values: set[str] = set()
     with (REPO / "dags" / "data" / "customers_sample.csv").open(encoding="utf-8-sig", newline="") as f:

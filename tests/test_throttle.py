@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from billbee_provider.throttle import RateLimiter, Window
+from billbee_provider.api.throttle import RateLimiter, Window
 
 
 class FakeClock:

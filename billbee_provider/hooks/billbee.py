@@ -1,9 +1,9 @@
 """``BillbeeHook``: the Airflow side of a Billbee connection.
 
 The hook reads the Airflow connection once, validates it into a
-:class:`~billbee_provider.config.BillbeeConfig`, registers the API key and API password
+:class:`~billbee_provider.api.config.BillbeeConfig`, registers the API key and API password
 with Airflow's secret masker, and hands every request to a
-:class:`~billbee_provider.client.BillbeeClient`, where throttling, retries and the
+:class:`~billbee_provider.api.client.BillbeeClient`, where throttling, retries and the
 ``ApiResult`` envelope are handled without Airflow.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
-from billbee_provider.client import BillbeeClient
-from billbee_provider.config import DEFAULT_HOST, BillbeeConfig
-from billbee_provider.errors import (
+from billbee_provider.api.client import BillbeeClient
+from billbee_provider.api.config import DEFAULT_HOST, BillbeeConfig
+from billbee_provider.api.errors import (
     BillbeeAuthError,
     BillbeeConfigError,
     BillbeeError,

@@ -55,7 +55,7 @@ class BillbeeCustomerBodyOperator(BaseOperator):
         :raises AirflowFailException: listing every problem (the task is not retried:
             the same input would fail again).
         """
-        from billbee_provider.schema import get_validator
+        from billbee_provider.customers.schema import get_validator
 
         body = parse_body(self.customer)
         problems = get_validator().problems(body)
@@ -118,7 +118,7 @@ class BillbeeCreateCustomerOperator(BillbeeCustomerBodyOperator):
 
     def _log_dry_run(self, hook: BillbeeHook, body: Mapping[str, Any]) -> None:
         # Field paths only at INFO: the values are personal data. DEBUG shows the body.
-        from billbee_provider.errors import BillbeeConfigError
+        from billbee_provider.api.errors import BillbeeConfigError
 
         try:
             url = hook.billbee_config.base_url + "/api/v1/customers"
@@ -134,7 +134,7 @@ class BillbeeCreateCustomerOperator(BillbeeCustomerBodyOperator):
 
 def _create(hook: BillbeeHook, body: Mapping[str, Any]) -> dict[str, Any]:
     """Send the create and turn errors that retrying cannot fix into task failures."""
-    from billbee_provider.errors import (
+    from billbee_provider.api.errors import (
         BillbeeAuthError,
         BillbeeConfigError,
         BillbeeInDoubtError,

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
 
-    from billbee_provider.sources import Location
+    from billbee_provider.imports.extract import Location
 
 #: Pool that keeps one account's imports from running side by side (see docs/import.md).
 DEFAULT_POOL = "billbee_api"
@@ -109,8 +109,8 @@ class BillbeeExtractCustomersOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Snapshot the source."""
-        from billbee_provider.ledger import open_location
-        from billbee_provider.sources import describe_location, open_binary
+        from billbee_provider.imports.extract import describe_location, open_binary
+        from billbee_provider.imports.ledger import open_location
 
         fmt = source_format(self.source, self.source_format)
         target = f"{output_location(self.output_dir, context)}/source.{fmt}"
@@ -156,8 +156,8 @@ class BillbeeExtractCustomersSqlOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the query and write one JSON object per row."""
-        from billbee_provider.ledger import open_location
-        from billbee_provider.sql_export import write_jsonl
+        from billbee_provider.imports.extract_sql import write_jsonl
+        from billbee_provider.imports.ledger import open_location
 
         hook = db_hook(self.conn_id)
         target = f"{output_location(self.output_dir, context)}/source.jsonl"
@@ -230,8 +230,8 @@ class BillbeeValidateCustomersOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate every row; fail before anything is sent when there are too many rejects."""
-        from billbee_provider.prepare import TooManyRejects, prepare
-        from billbee_provider.sources import SourceError
+        from billbee_provider.imports.extract import SourceError
+        from billbee_provider.imports.validate import TooManyRejects, prepare
 
         out = output_location(self.output_dir, context)
         paths = {"staging": f"{out}/staging.jsonl", "rejects": f"{out}/rejects.csv"}
@@ -258,7 +258,7 @@ class BillbeeValidateCustomersOperator(BaseOperator):
         return {**summary.as_dict(), **paths}
 
     def _rows(self) -> Any:
-        from billbee_provider.sources import iter_csv, iter_jsonl
+        from billbee_provider.imports.extract import iter_csv, iter_jsonl
 
         location = to_location(self.source)
         if source_format(self.source, self.source_format) == "jsonl":
@@ -266,8 +266,8 @@ class BillbeeValidateCustomersOperator(BaseOperator):
         return iter_csv(location, encoding=self.encoding, delimiter=self.delimiter)
 
     def _to_body(self) -> Any:
-        from billbee_provider.mapping import body_from_dotted
-        from billbee_provider.template import TemplateError, template_from_json
+        from billbee_provider.customers.mapping import body_from_dotted
+        from billbee_provider.customers.template import TemplateError, template_from_json
 
         if self.body_template is not None:
             try:
@@ -347,10 +347,10 @@ class BillbeeCreateCustomersOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the import and return its summary."""
-        from billbee_provider.errors import BillbeeAuthError, BillbeeConfigError
+        from billbee_provider.api.errors import BillbeeAuthError, BillbeeConfigError
         from billbee_provider.hooks.billbee import BillbeeHook
-        from billbee_provider.importer import ExistingCustomersError, import_customers
-        from billbee_provider.ledger import Ledger
+        from billbee_provider.imports.create import ExistingCustomersError, import_customers
+        from billbee_provider.imports.ledger import Ledger
 
         out = output_location(self.output_dir, context)
         client = BillbeeHook(billbee_conn_id=self.billbee_conn_id).client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from billbee_provider.config import is_loopback
+from billbee_provider.api.config import is_loopback
 from billbee_provider.sandbox.faults import Faults
 
 DEFAULT_HOST = "127.0.0.1"

@@ -8,11 +8,11 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import Scope
 
+from billbee_provider.api.throttle import RateLimiter
 from billbee_provider.sandbox.auth import api_key_ok, basic_auth_ok
 from billbee_provider.sandbox.config import SandboxConfig
 from billbee_provider.sandbox.faults import FaultInjector
 from billbee_provider.sandbox.store import Store, utc_now
-from billbee_provider.throttle import RateLimiter
 
 #: Scope key under which the middleware hands the :class:`Exchange` to the endpoints.
 EXCHANGE_KEY = "billbee_sandbox.exchange"

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from billbee_provider.errors import ErrorCode
+from billbee_provider.api.errors import ErrorCode
+from billbee_provider.api.throttle import Window
 from billbee_provider.sandbox.auth import CHALLENGE, DENIED_MESSAGE, MISSING_KEY_MESSAGE
 from billbee_provider.sandbox.context import SandboxContext, context_of, exchange_of
 from billbee_provider.sandbox.responses import Reject, envelope, message
-from billbee_provider.throttle import Window
 
 UNAVAILABLE_MESSAGE = "The service is temporarily unavailable."
 NOT_ACTIVATED_MESSAGE = "The API is not activated for this Billbee account (sandbox: --api-not-activated)."
@@ -74,7 +74,7 @@ def too_many_requests(limit: int, wait: float, with_retry_after: bool) -> Respon
     """The 429 answer; ``Retry-After`` is whole seconds, at least 1, unless switched off.
 
     The message names ``limit`` (the per-endpoint limit) whichever window was full:
-    :meth:`~billbee_provider.throttle.RateLimiter.try_acquire` does not say which.
+    :meth:`~billbee_provider.api.throttle.RateLimiter.try_acquire` does not say which.
     """
     headers = {"Retry-After": str(max(1, math.ceil(wait)))} if with_retry_after else None
     return message(429, f"API calls quota exceeded! maximum admitted {limit} per 1s.", headers=headers)

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from billbee_provider.errors import ErrorCode
+from billbee_provider.api.errors import ErrorCode
 
 
 class BillbeeJSONResponse(JSONResponse):

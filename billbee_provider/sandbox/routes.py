@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from billbee_provider.errors import ErrorCode
+from billbee_provider.api.errors import ErrorCode
 from billbee_provider.sandbox.binding import JSON_MEDIA_TYPES, ROOT_KEY, BindingError, bind_body, media_type
 from billbee_provider.sandbox.context import SandboxContext, context_of, exchange_of
 from billbee_provider.sandbox.customers import (

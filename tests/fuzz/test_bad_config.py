@@ -20,14 +20,14 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billbee_provider.config import (
+from billbee_provider.api.config import (
     DEFAULT_HOST,
     NUMERIC_EXTRAS,
     BillbeeConfig,
     is_loopback,
     normalize_base_url,
 )
-from billbee_provider.errors import BillbeeConfigError
+from billbee_provider.api.errors import BillbeeConfigError
 from billbee_provider.hooks.billbee import BillbeeHook
 from tests.conftest import Sandbox
 

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billbee_provider.mapping import body_from_dotted
-from billbee_provider.prepare import REJECT_COLUMNS, PrepareSummary, TooManyRejects, prepare
-from billbee_provider.sources import SourceError, SourceRow, iter_csv, iter_jsonl
-from billbee_provider.template import BodyTemplate, TemplateError
+from billbee_provider.customers.mapping import body_from_dotted
+from billbee_provider.customers.template import BodyTemplate, TemplateError
+from billbee_provider.imports.extract import SourceError, SourceRow, iter_csv, iter_jsonl
+from billbee_provider.imports.validate import REJECT_COLUMNS, PrepareSummary, TooManyRejects, prepare
 
 from .strategies import (
     LINE_ENDINGS,

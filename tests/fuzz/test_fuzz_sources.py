@@ -1,6 +1,6 @@
 """Hostile CSV and JSON Lines files: rows with their problems, or one clear SourceError.
 
-Each test states what :mod:`billbee_provider.sources` promises for *any* input: it never
+Each test states what :mod:`billbee_provider.imports.extract` promises for *any* input: it never
 fails with anything but :class:`SourceError`, whose message starts with the file's name
 and names the line (or the header); rows are numbered without gaps, every problem
 starts with its row's line, and what a correct writer wrote is read back byte-exact.
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from billbee_provider import sources
-from billbee_provider.sources import SourceError, SourceRow, iter_csv, iter_jsonl
+from billbee_provider.imports import extract as sources
+from billbee_provider.imports.extract import SourceError, SourceRow, iter_csv, iter_jsonl
 
 from .strategies import (
     BAD_UTF8,

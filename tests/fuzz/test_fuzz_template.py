@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billbee_provider.template import (
+from billbee_provider.customers.template import (
     MAX_DEPTH,
     MAX_STEPS,
     BodyTemplate,

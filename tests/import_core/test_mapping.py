@@ -1,4 +1,4 @@
-"""Tests of :mod:`billbee_provider.mapping`: dotted CSV rows to Billbee bodies."""
+"""Tests of :mod:`billbee_provider.customers.mapping`: dotted CSV rows to Billbee bodies."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from billbee_provider.mapping import body_from_dotted, body_key, field_types
-from billbee_provider.schema import get_validator
-from billbee_provider.sources import iter_csv
+from billbee_provider.customers.mapping import body_from_dotted, body_key, field_types
+from billbee_provider.customers.schema import get_validator
+from billbee_provider.imports.extract import iter_csv
 
 ROW = {
     "Name": "Jürgen Weiß",

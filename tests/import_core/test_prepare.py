@@ -1,4 +1,4 @@
-"""Tests of :mod:`billbee_provider.prepare`: the validate stage."""
+"""Tests of :mod:`billbee_provider.imports.validate`: the validate stage."""
 
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ import fsspec
 import pytest
 from jsonschema.exceptions import SchemaError
 
-from billbee_provider.mapping import body_from_dotted
-from billbee_provider.prepare import (
+from billbee_provider.customers.mapping import body_from_dotted
+from billbee_provider.customers.template import BodyTemplate
+from billbee_provider.imports.extract import SourceRow, iter_csv, iter_jsonl
+from billbee_provider.imports.validate import (
     REJECT_COLUMNS,
     PrepareSummary,
     RejectsWriter,
     TooManyRejects,
     prepare,
 )
-from billbee_provider.sources import SourceRow, iter_csv, iter_jsonl
-from billbee_provider.template import BodyTemplate
 
 SAMPLE = (
     "\ufeffName;Email;Type;Address.Street;Address.Housenumber;Address.Zip;Address.City;Address.CountryCode\r\n"
@@ -362,8 +362,8 @@ def test_prepare_streams_without_holding_rows(tmp_path: Path) -> None:
 def test_import_core_does_not_import_airflow() -> None:
     code = (
         "import sys\n"
-        "import billbee_provider.sources, billbee_provider.mapping\n"
-        "import billbee_provider.template, billbee_provider.prepare\n"
+        "import billbee_provider.imports.extract, billbee_provider.customers.mapping\n"
+        "import billbee_provider.customers.template, billbee_provider.imports.validate\n"
         "loaded = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "print(loaded)\n"
         "sys.exit(1 if loaded else 0)\n"

@@ -1,4 +1,4 @@
-"""Tests of :mod:`billbee_provider.sources`: CSV and JSON Lines readers."""
+"""Tests of :mod:`billbee_provider.imports.extract`: CSV and JSON Lines readers."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from upath import UPath
 
-from billbee_provider.sources import (
+from billbee_provider.imports.extract import (
     SourceError,
     SourceRow,
     describe_location,

@@ -1,4 +1,4 @@
-"""Tests of :mod:`billbee_provider.template`: the request-body template."""
+"""Tests of :mod:`billbee_provider.customers.template`: the request-body template."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from billbee_provider.schema import get_validator
-from billbee_provider.template import (
+from billbee_provider.customers.schema import get_validator
+from billbee_provider.customers.template import (
     BodyTemplate,
     RowTemplateError,
     TemplateError,

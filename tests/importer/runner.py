@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import sys
 
-from billbee_provider.client import BillbeeClient
-from billbee_provider.config import BillbeeConfig
-from billbee_provider.importer import import_customers
-from billbee_provider.ledger import Ledger
+from billbee_provider.api.client import BillbeeClient
+from billbee_provider.api.config import BillbeeConfig
+from billbee_provider.imports.create import import_customers
+from billbee_provider.imports.ledger import Ledger
 
 
 def main(argv: list[str]) -> int:

@@ -16,17 +16,17 @@ from typing import Any
 
 import pytest
 
-from billbee_provider.client import BillbeeClient
-from billbee_provider.config import BillbeeConfig
-from billbee_provider.errors import BillbeeAuthError
-from billbee_provider.importer import (
+from billbee_provider.api.client import BillbeeClient
+from billbee_provider.api.config import BillbeeConfig
+from billbee_provider.api.errors import BillbeeAuthError
+from billbee_provider.imports.create import (
     ExistingCustomersError,
     ImportSummary,
     StagingError,
     customer_emails,
     import_customers,
 )
-from billbee_provider.ledger import Ledger
+from billbee_provider.imports.ledger import Ledger
 from billbee_provider.sandbox import Faults
 from tests.conftest import REPO, Sandbox
 from tests.importer import MemoryPath

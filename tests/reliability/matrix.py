@@ -1,7 +1,7 @@
 """The fault matrix's shared case runner: imports against a misbehaving sandbox, then the books.
 
 Every case builds N customers with distinct e-mails, writes the staging file the validate
-stage would write, runs :func:`~billbee_provider.importer.import_customers` against a
+stage would write, runs :func:`~billbee_provider.imports.create.import_customers` against a
 sandbox with a fault switched on (in this process, or in child processes that get
 killed), and then compares what the sandbox stored with the input (:func:`audit`):
 
@@ -38,10 +38,10 @@ from typing import Any
 
 import requests
 
-from billbee_provider.client import BillbeeClient
-from billbee_provider.config import BillbeeConfig
-from billbee_provider.importer import ImportSummary, import_customers
-from billbee_provider.ledger import Ledger
+from billbee_provider.api.client import BillbeeClient
+from billbee_provider.api.config import BillbeeConfig
+from billbee_provider.imports.create import ImportSummary, import_customers
+from billbee_provider.imports.ledger import Ledger
 from billbee_provider.sandbox import Faults, SandboxConfig, SandboxServer
 
 REPO = Path(__file__).resolve().parents[2]

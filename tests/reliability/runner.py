@@ -1,7 +1,7 @@
 """One import in a child process, for the SIGKILL, two-imports and soak runs.
 
 ``python -m tests.reliability.runner '<spec JSON>'`` with the spec keys ``config``
-(:class:`~billbee_provider.config.BillbeeConfig` fields), ``staging``, ``ledger``,
+(:class:`~billbee_provider.api.config.BillbeeConfig` fields), ``staging``, ``ledger``,
 ``results``, ``rejects``, ``lock_dir`` and optionally ``max_in_flight`` and ``seed`` (of
 the backoff jitter). Prints the summary as one JSON line on stdout; warnings go to
 stderr. Exit status 0 after a completed import, 1 after an error. It imports neither
@@ -16,10 +16,10 @@ import random
 import sys
 from typing import Any
 
-from billbee_provider.client import BillbeeClient
-from billbee_provider.config import BillbeeConfig
-from billbee_provider.importer import import_customers
-from billbee_provider.ledger import Ledger
+from billbee_provider.api.client import BillbeeClient
+from billbee_provider.api.config import BillbeeConfig
+from billbee_provider.imports.create import import_customers
+from billbee_provider.imports.ledger import Ledger
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from billbee_provider.config import BillbeeConfig
+from billbee_provider.api.config import BillbeeConfig
 from billbee_provider.sandbox import Burst, Faults
 from tests.reliability.matrix import (
     Bench,

@@ -3,7 +3,7 @@
 One :class:`BillbeeClient` holds one ``requests`` session for one Billbee account and
 does, for every request: the auth headers, client-side throttling (so that a
 well-behaved run never sees a 429), retries with backoff where they are safe, and the
-mapping of answers to data or :mod:`billbee_provider.errors` exceptions.
+mapping of answers to data or :mod:`billbee_provider.api.errors` exceptions.
 
 Retry rules (the reason for each is in ``docs/hook-and-operator.md``):
 
@@ -15,7 +15,7 @@ Retry rules (the reason for each is in ``docs/hook-and-operator.md``):
   handshake): retried for every request.
 * Anything after the request may have reached Billbee (read timeout, connection
   dropped, 500/502/504): retried for reads only. A create raises
-  :class:`~billbee_provider.errors.BillbeeInDoubtError`, since sending it again could
+  :class:`~billbee_provider.api.errors.BillbeeInDoubtError`, since sending it again could
   create the customer twice (the API has no idempotency key).
 
 This module does not import Airflow.
@@ -39,9 +39,9 @@ from requests.auth import HTTPBasicAuth
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from billbee_provider import DISTRIBUTION, __version__
-from billbee_provider.config import BillbeeConfig
-from billbee_provider.envelope import ApiResult, Paging, unwrap, unwrap_bare
-from billbee_provider.errors import (
+from billbee_provider.api.config import BillbeeConfig
+from billbee_provider.api.envelope import ApiResult, Paging, unwrap, unwrap_bare
+from billbee_provider.api.errors import (
     BillbeeConfigError,
     BillbeeInDoubtError,
     BillbeeRetryableError,
@@ -49,7 +49,7 @@ from billbee_provider.errors import (
     BillbeeTransientError,
     ErrorCode,
 )
-from billbee_provider.throttle import RateLimiter, Window
+from billbee_provider.api.throttle import RateLimiter, Window
 
 MAX_PAGE_SIZE = 250
 #: Reuse a pooled connection for a create only if it was used this recently: an idle

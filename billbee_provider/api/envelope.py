@@ -8,7 +8,7 @@ Billbee answers in three shapes (API-FACTS "Response envelope"):
 * the search answer, bare: ``{"Products": [...], "Orders": [...], "Customers": [...]}``.
 
 :func:`unwrap` turns a status + decoded JSON into the payload or the fitting
-:class:`~billbee_provider.errors.BillbeeError`. Error texts carry Billbee's messages but
+:class:`~billbee_provider.api.errors.BillbeeError`. Error texts carry Billbee's messages but
 never the request body. This module does not import Airflow.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from billbee_provider.errors import (
+from billbee_provider.api.errors import (
     ACCOUNT_ERROR_CODES,
     BillbeeApiError,
     BillbeeAuthError,

@@ -22,7 +22,7 @@ when the object is closed; a store that cannot append gets the whole ledger rewr
 per record (correct, but slow for very large imports: prefer a local or append-capable
 location there).
 
-Locations are :data:`billbee_provider.sources.Location` values, as for the sources. The
+Locations are :data:`billbee_provider.imports.extract.Location` values, as for the sources. The
 helpers that also write and append (:func:`local_path`, :func:`open_location`,
 :func:`read_bytes`) live here because the ledger is the module that needs durable
 appends; the importer uses them for its staging, results and rejects files too. This
@@ -45,7 +45,7 @@ from urllib.parse import unquote, urlsplit
 
 import fsspec  # type: ignore[import-untyped, unused-ignore]
 
-from billbee_provider.sources import Location, Openable, describe_location
+from billbee_provider.imports.extract import Location, Openable, describe_location
 
 Event = Literal["sending", "created", "existing", "duplicate_in_file", "rejected", "in_doubt", "failed"]
 EVENTS: frozenset[str] = frozenset(get_args(Event))
@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 def local_path(location: Location) -> Path | None:
     """The local file behind ``location``, or ``None`` for a remote one.
 
-    As in :mod:`billbee_provider.sources`, a ``str`` is a path or an fsspec URL;
+    As in :mod:`billbee_provider.imports.extract`, a ``str`` is a path or an fsspec URL;
     ``file://`` URLs and ``file``-protocol objects (an ``ObjectStoragePath`` of a local
     file) count as local, so that they get real appends and ``fsync``.
     """

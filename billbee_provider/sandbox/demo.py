@@ -19,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from billbee_provider.client import BillbeeClient
-from billbee_provider.config import BillbeeConfig
-from billbee_provider.report import format_table
+from billbee_provider.api.client import BillbeeClient
+from billbee_provider.api.config import BillbeeConfig
+from billbee_provider.imports.report import format_table
 from billbee_provider.sandbox import SandboxConfig
 from billbee_provider.sandbox.server import SandboxServer
 

@@ -27,9 +27,9 @@ from typing import IO, Any, Final, Protocol, TypeAlias, cast
 
 import fsspec  # type: ignore[import-untyped, unused-ignore]
 
-from billbee_provider.mapping import body_key
-from billbee_provider.schema import CustomerValidator, get_validator
-from billbee_provider.sources import Location, Openable, SourceRow, describe_location
+from billbee_provider.customers.mapping import body_key
+from billbee_provider.customers.schema import CustomerValidator, get_validator
+from billbee_provider.imports.extract import Location, Openable, SourceRow, describe_location
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ ToBody: TypeAlias = Callable[[SourceRow], tuple[dict[str, Any], list[str]]]
 
 
 class Validator(Protocol):
-    """Anything that lists a body's problems, like :class:`~billbee_provider.schema.CustomerValidator`."""
+    """Anything that lists a body's problems, like :class:`~.customers.schema.CustomerValidator`."""
 
     def problems(self, body: object) -> list[str]:
         """List every problem of ``body`` as ``<dotted path>: <reason>``."""
@@ -122,7 +122,7 @@ class RejectsWriter:
 
         :param row: the source row number.
         :param line: the physical line the row starts on, if the source has lines.
-        :param key: the row's key (see :func:`~billbee_provider.mapping.body_key`).
+        :param key: the row's key (see :func:`~billbee_provider.customers.mapping.body_key`).
         :param stage: the stage that rejected the row, e.g. ``validate``.
         :param problems: every problem, each ``<path>: <reason>``.
         """

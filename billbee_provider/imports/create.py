@@ -3,7 +3,7 @@
 :func:`import_customers` reads the validate stage's staging file (JSONL, one
 ``{"row", "key", "body"}`` per valid row), creates the customers at Billbee's rate limit,
 and writes a results CSV, Billbee's own rejections into the rejects CSV, and an
-:class:`ImportSummary`. A :class:`~billbee_provider.ledger.Ledger` records every row's
+:class:`ImportSummary`. A :class:`~billbee_provider.imports.ledger.Ledger` records every row's
 outcome as the run goes, so that a re-run after a crash, a kill or a task retry never
 sends again what was already created.
 
@@ -35,7 +35,7 @@ Exactly once
     the ledger, means it was created; none means it provably was not, and the row is
     sent again. A row without an e-mail cannot be looked up: it is reported
     ``in_doubt`` and never sent again. Creates that lose their answer during the run
-    (:class:`~billbee_provider.errors.BillbeeInDoubtError`) are resolved the same way
+    (:class:`~billbee_provider.api.errors.BillbeeInDoubtError`) are resolved the same way
     by one more scan at the end (up to :data:`RESOLVE_ROUNDS` rounds). ``failed`` rows
     (retryable errors that outlasted the client's retries; Billbee did not process
     them) are sent once more after the create phase, when an outage has had time to
@@ -90,17 +90,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, cast, get_args
 
-from billbee_provider.client import CREATE_CUSTOMER, MAX_PAGE_SIZE, WINDOW_SECONDS, BillbeeClient, Logger
-from billbee_provider.errors import (
+from billbee_provider.api.client import CREATE_CUSTOMER, MAX_PAGE_SIZE, WINDOW_SECONDS, BillbeeClient, Logger
+from billbee_provider.api.errors import (
     BillbeeApiError,
     BillbeeError,
     BillbeeInDoubtError,
     BillbeeInvalidDataError,
     BillbeeRetryableError,
 )
-from billbee_provider.ledger import Ledger, LedgerEntry, local_path, open_location, read_bytes
-from billbee_provider.sources import Location, describe_location
-from billbee_provider.throttle import Window
+from billbee_provider.api.throttle import Window
+from billbee_provider.imports.extract import Location, describe_location
+from billbee_provider.imports.ledger import Ledger, LedgerEntry, local_path, open_location, read_bytes
 
 Status = Literal["created", "existing", "duplicate_in_file", "rejected", "in_doubt", "failed", "would_create"]
 STATUSES: tuple[Status, ...] = get_args(Status)

@@ -1,6 +1,6 @@
 """Check a customer body against Billbee's ``CreateCustomerApiModel`` before it is sent.
 
-The JSON Schema ``schemas/create_customer.schema.json`` (draft 2020-12) mirrors the
+The JSON Schema ``create_customer.schema.json`` (next to this module) (draft 2020-12) mirrors the
 Swagger model of ``POST /api/v1/customers`` field by field. :class:`CustomerValidator`
 checks the schema once, then reports *every* problem of a record as
 ``<dotted path>: <human reason>``, e.g.::
@@ -34,7 +34,7 @@ from jsonschema import (  # type: ignore[import-untyped, unused-ignore]
     FormatChecker,
 )
 
-SCHEMA_PACKAGE: Final = "billbee_provider.schemas"
+SCHEMA_PACKAGE: Final = "billbee_provider.customers"
 SCHEMA_RESOURCE: Final = "create_customer.schema.json"
 
 #: How many characters of an offending value (or key) a message may show.

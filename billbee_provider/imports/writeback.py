@@ -12,8 +12,8 @@ import csv
 import io
 from collections.abc import Iterator
 
-from billbee_provider.ledger import read_bytes
-from billbee_provider.sources import Location, iter_jsonl
+from billbee_provider.imports.extract import Location, iter_jsonl
+from billbee_provider.imports.ledger import read_bytes
 
 #: Statuses whose row now has a customer in Billbee.
 LINKED_STATUSES = frozenset({"created", "existing"})

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from billbee_provider.errors import BillbeeConfigError
+from billbee_provider.api.errors import BillbeeConfigError
 
 DEFAULT_HOST = "https://app.billbee.io"
 #: Per endpoint, per API key + user (API-FACTS "Throttling").

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from billbee_provider.schema import load_schema
+from billbee_provider.customers.schema import load_schema
 
 _SHOWN_CHARS: Final = 60
 # ASCII digits only: int() would also take "1_000" and non-Latin digits.

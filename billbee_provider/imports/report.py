@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from billbee_provider.ledger import open_location
-from billbee_provider.sources import Location
+from billbee_provider.imports.extract import Location
+from billbee_provider.imports.ledger import open_location
 
 #: Order of statuses in the table (others follow alphabetically).
 _STATUS_ORDER = ("created", "existing", "duplicate_in_file", "would_create", "rejected", "in_doubt", "failed")

@@ -1,0 +1,1 @@
+"""The Billbee API client, without Airflow: config, errors, envelope, throttle, client."""

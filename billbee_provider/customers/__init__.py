@@ -1,0 +1,1 @@
+"""What a customer body is, without Airflow: schema, dotted-column mapping, body template."""

@@ -1,0 +1,1 @@
+"""The bulk customer import pipeline, without Airflow: extract -> validate -> create -> report."""

@@ -1,1 +1,0 @@
-"""JSON Schemas shipped with the provider (package data; see :mod:`billbee_provider.schema`)."""
