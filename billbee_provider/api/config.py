@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from billbee_provider.api.errors import BillbeeConfigError
+from billbee_provider.api.errors import BillbeeConfigError, shorten
 
 DEFAULT_HOST = "https://app.billbee.io"
 #: Per endpoint, per API key + user (API-FACTS "Throttling").
@@ -169,15 +169,28 @@ def _tls_options(conn_id: str, extra: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _flag(conn_id: str, key: str, value: object) -> bool:
+def parse_flag(value: object) -> bool:
+    """A yes/no setting as a connection extra or a rendered template gives it.
+
+    ``True``/``False`` as they are; text ``true/1/yes/on`` or ``false/0/no/off`` in any
+    case. Empty text and ``none`` are *not* accepted: a setting that renders empty is a
+    mistake to name, not a silent ``False``.
+
+    :raises ValueError: for anything else (the caller names the setting).
+    """
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
     if text in _TRUE_WORDS | _FALSE_WORDS:
         return text in _TRUE_WORDS
-    raise BillbeeConfigError(
-        f"Billbee connection {conn_id!r}: extra {key!r} must be true or false, got {value!r}"
-    )
+    raise ValueError(f"must be true or false, got {shorten(repr(value), _SHOWN_CHARS)}")
+
+
+def _flag(conn_id: str, key: str, value: object) -> bool:
+    try:
+        return parse_flag(value)
+    except ValueError as exc:
+        raise BillbeeConfigError(f"Billbee connection {conn_id!r}: extra {key!r} {exc}") from None
 
 
 def _check_credentials(conn_id: str, login: str, password: str, api_key: object) -> None:
@@ -218,7 +231,7 @@ def _number(conn_id: str, key: str, value: object) -> float | int:
             raise ValueError(key)
     except (TypeError, ValueError, OverflowError):
         shown = repr(value)
-        shown = shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
+        shown = shorten(shown, _SHOWN_CHARS)
         raise BillbeeConfigError(
             f"Billbee connection {conn_id!r}: extra {key!r} must be a {convert.__name__}, got {shown}"
         ) from None

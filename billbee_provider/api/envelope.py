@@ -14,6 +14,7 @@ never the request body. This module does not import Airflow.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from billbee_provider.api.errors import (
     BillbeeTransientError,
     ErrorCode,
     describe_error_code,
+    shorten,
 )
 
 #: ErrorCodes that mean "the data you sent is not acceptable".
@@ -69,7 +71,7 @@ def unwrap(status: int, payload: Any, *, what: str) -> ApiResult:
         raise error_for_status(status, payload, what=what)
     if not isinstance(payload, Mapping) or "ErrorCode" not in payload:
         raise BillbeeApiError(f"{what}: HTTP {status} answer is not a Billbee ApiResult", status=status)
-    code = _int_or_none(payload.get("ErrorCode"))
+    code = json_int(payload.get("ErrorCode"))
     if code != 0:
         raise error_for_code(code, payload, status=status, what=what)
     return ApiResult(data=payload.get("Data"), paging=_paging(payload.get("Paging")))
@@ -94,8 +96,8 @@ def error_for_status(status: int, payload: Any, *, what: str) -> BillbeeError:
     """Map a non-2xx answer to an exception (without raising it)."""
     if isinstance(payload, Mapping) and isinstance(payload.get("ModelState"), Mapping):
         return _model_state_error(status, payload, what=what)
-    if isinstance(payload, Mapping) and _int_or_none(payload.get("ErrorCode")) not in (None, 0):
-        return error_for_code(_int_or_none(payload.get("ErrorCode")), payload, status=status, what=what)
+    if isinstance(payload, Mapping) and json_int(payload.get("ErrorCode")) not in (None, 0):
+        return error_for_code(json_int(payload.get("ErrorCode")), payload, status=status, what=what)
     detail = _message(payload)
     text = f"{what}: HTTP {status}" + (f": {detail}" if detail else "")
     if status in (401, 403):
@@ -139,10 +141,10 @@ def _paging(raw: Any) -> Paging | None:
     if not isinstance(raw, Mapping):
         return None
     return Paging(
-        page=_int_or_none(raw.get("Page")) or 0,
-        total_pages=_int_or_none(raw.get("TotalPages")) or 0,
-        total_rows=_int_or_none(raw.get("TotalRows")) or 0,
-        page_size=_int_or_none(raw.get("PageSize")) or 0,
+        page=json_int(raw.get("Page")) or 0,
+        total_pages=json_int(raw.get("TotalPages")) or 0,
+        total_rows=json_int(raw.get("TotalRows")) or 0,
+        page_size=json_int(raw.get("PageSize")) or 0,
     )
 
 
@@ -152,11 +154,19 @@ def _message(payload: Any) -> str:
         return ""
     parts = [payload.get("ErrorMessage"), payload.get("Message"), payload.get("ErrorDescription")]
     text = " ".join(str(p).strip() for p in parts if p not in (None, "", 0))
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+    return shorten(text, _MAX_MESSAGE)
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+def json_int(value: object) -> int | None:
+    """An integer as Billbee's JSON (or a ledger line) carries it: ``12`` or ``"12"``.
+
+    ``None`` for anything else: ``null``, booleans, fractions, other text. This is the one
+    way Ids and ``ErrorCode`` values are read from JSON.
+    """
+    if isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]{1,19}\s*", value):
+        return int(value)
+    return None

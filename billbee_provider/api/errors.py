@@ -126,3 +126,18 @@ class BillbeeInDoubtError(BillbeeError):
     could create a duplicate, so the client never does that by itself; check the
     account (or let the batch importer's ledger resolve it) first.
     """
+
+
+#: What :func:`shorten` puts where it cut a text.
+ELLIPSIS = "..."
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in :data:`ELLIPSIS` where cut.
+
+    Every message that shows a value, a name or Billbee's own text goes through this one
+    function, so that all of them are bounded the same way.
+    """
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
