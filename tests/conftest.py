@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import json
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 
 # Before anything imports Airflow: never touch the developer's own AIRFLOW_HOME.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="billbee-tests-airflow-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)  # leave nothing in /tmp
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
-from billbee_provider.api.config import BillbeeConfig  # noqa: E402
-from billbee_provider.sandbox import SandboxConfig  # noqa: E402
-from billbee_provider.sandbox.server import SandboxServer  # noqa: E402
+from tests.sandbox_client import MakeSandbox, Sandbox, sandbox_factory  # noqa: E402
 
 # Property-based tests: bounded and repeatable in CI (the default), long in `make soak`.
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
@@ -34,98 +31,15 @@ settings.register_profile("soak", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-class Sandbox:
-    """A running sandbox plus the calls tests make to its admin endpoints."""
-
-    def __init__(self, server: SandboxServer) -> None:
-        self.server = server
-        self.base_url: str = server.base_url
-        self.config: SandboxConfig = server.config
-
-    def journal(self, path: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = requests.get(f"{self.base_url}/_sandbox/requests", timeout=10).json()
-        return [
-            e
-            for e in entries
-            if (path is None or e["path"] == path) and (method is None or e["method"] == method)
-        ]
-
-    def set_faults(self, **faults: Any) -> None:
-        requests.put(f"{self.base_url}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
-
-    def customers(self) -> list[dict[str, Any]]:
-        """Every stored customer, read through the API itself (pages of 250)."""
-        out: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            answer = self._get_page(page)
-            out.extend(answer["Data"])
-            if page >= answer["Paging"]["TotalPages"]:
-                return out
-            page += 1
-
-    def _get_page(self, page: int) -> dict[str, Any]:
-        for _ in range(20):  # the sandbox throttles tests too: wait out a 429
-            response = requests.get(
-                f"{self.base_url}/api/v1/customers",
-                params={"page": page, "pageSize": 250},
-                headers={"X-Billbee-Api-Key": self.config.api_key},
-                auth=(self.config.user, self.config.api_password),
-                timeout=10,
-            )
-            if response.status_code != 429:
-                response.raise_for_status()
-                result: dict[str, Any] = response.json()
-                return result
-            time.sleep(float(response.headers.get("Retry-After", "0.5")))
-        raise AssertionError("the sandbox kept answering 429")
-
-    def client_config(self, **overrides: Any) -> BillbeeConfig:
-        fields: dict[str, Any] = {
-            "base_url": self.base_url,
-            "api_key": self.config.api_key,
-            "user": self.config.user,
-            "password": self.config.api_password,
-            "max_retries": 4,
-            "read_timeout": 10.0,
-        }
-        fields.update(overrides)
-        return BillbeeConfig(**fields)
-
-    def conn_json(self, **extra: Any) -> str:
-        """The sandbox as an ``AIRFLOW_CONN_*`` JSON value."""
-
-        return json.dumps(
-            {
-                "conn_type": "billbee",
-                "host": self.base_url,
-                "login": self.config.user,
-                "password": self.config.api_password,
-                "extra": {"api_key": self.config.api_key, **extra},
-            }
-        )
+@pytest.fixture
+def make_sandbox(tmp_path: Path) -> Iterator[MakeSandbox]:
+    """Start sandboxes with given settings (seed 7 unless given); all are stopped after the test."""
+    with sandbox_factory(tmp_path, seed=7) as start:
+        yield start
 
 
 @pytest.fixture
-def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
-    """Start sandboxes with given settings; all are stopped after the test."""
-    servers: list[SandboxServer] = []
-
-    def start(**settings: Any) -> Sandbox:
-        settings.setdefault("db_path", tmp_path / f"sandbox-{len(servers)}.sqlite")
-        settings.setdefault("seed", 7)
-        server = SandboxServer(SandboxConfig(port=0, **settings))
-        server.start()
-        servers.append(server)
-        return Sandbox(server)
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
+def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
     """A sandbox with Billbee's real limits and no faults."""
     return make_sandbox()
 
@@ -155,7 +69,14 @@ def secret_sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
 
 
 def airflow_env(airflow_home: Path, sandbox: Sandbox, **extra_env: str) -> dict[str, str]:
-    """Environment of an Airflow CLI process using ``sandbox`` as ``billbee_default``."""
+    """Environment of an Airflow CLI process using ``sandbox`` as ``billbee_default``.
+
+    ``TMPDIR`` is a directory in ``airflow_home``: the create task's account lock file
+    (``import_customers``' default ``lock_dir`` is the temporary directory) and anything
+    else a run puts there stay out of /tmp and are searched by the leak check too.
+    """
+    tmp = airflow_home / "tmp"
+    tmp.mkdir(exist_ok=True)
     return {
         **os.environ,
         "AIRFLOW_HOME": str(airflow_home),
@@ -163,6 +84,7 @@ def airflow_env(airflow_home: Path, sandbox: Sandbox, **extra_env: str) -> dict[
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW_CONN_BILLBEE_DEFAULT": sandbox.conn_json(),
+        "TMPDIR": str(tmp),
         **extra_env,
     }
 

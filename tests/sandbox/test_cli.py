@@ -15,8 +15,7 @@ import pytest
 import requests
 
 from billbee_provider.sandbox.__main__ import build_parser, config_from_args, main
-
-from .conftest import PASSWORD, USER
+from tests.sandbox_client import PASSWORD, USER
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Api
+from tests.sandbox_client import Sandbox
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "php-sdk"
 MAX_INT = {"Number": 2**31 - 1, "PriceGroupId": 2**63 - 1}
@@ -19,11 +19,11 @@ def _fixture(name: str) -> dict[str, Any]:
     return loaded
 
 
-def _post_raw(api: Api, body: bytes, content_type: str = "application/json") -> Any:
+def _post_raw(api: Sandbox, body: bytes, content_type: str = "application/json") -> Any:
     return api.call("POST", "/customers", data=body, headers={"Content-Type": content_type})
 
 
-def test_create_answers_an_envelope_shaped_like_billbees(api: Api) -> None:
+def test_create_answers_an_envelope_shaped_like_billbees(api: Sandbox) -> None:
     answer = api.call(
         "POST",
         "/customers",
@@ -50,33 +50,33 @@ def test_create_answers_an_envelope_shaped_like_billbees(api: Api) -> None:
     assert [m["TypeId"] for m in data["MetaData"]] == [1, 2]
 
 
-def test_get_answers_what_create_answered(api: Api) -> None:
+def test_get_answers_what_create_answered(api: Sandbox) -> None:
     created = api.create(Name="Erika", Email="erika@example.com")
     answer = api.call("GET", f"/customers/{created['Id']}")
     assert answer.status_code == 200
     assert answer.json() == {"ErrorCode": 0, "ErrorDescription": "NoError", "Data": created}
 
 
-def test_get_of_a_missing_customer_is_404_with_an_envelope(api: Api) -> None:
+def test_get_of_a_missing_customer_is_404_with_an_envelope(api: Sandbox) -> None:
     answer = api.call("GET", "/customers/100000150176895")
     assert answer.status_code == 404
     assert "not found" in answer.json()["ErrorMessage"]
 
 
-def test_ids_are_int64_beyond_int32_and_increase(api: Api) -> None:
+def test_ids_are_int64_beyond_int32_and_increase(api: Sandbox) -> None:
     first, second = api.create(Name="A"), api.create(Name="B")
     assert first["Id"] > 2**31
     assert first["Id"] == 100000150176895
     assert second["Id"] == first["Id"] + 1
 
 
-def test_customers_without_number_get_the_next_free_one(api: Api) -> None:
+def test_customers_without_number_get_the_next_free_one(api: Sandbox) -> None:
     assert api.create(Name="A")["Number"] == 1
     assert api.create(Name="B", Number=40)["Number"] == 40
     assert api.create(Name="C")["Number"] == 41
 
 
-def test_keys_bind_case_insensitively(api: Api) -> None:
+def test_keys_bind_case_insensitively(api: Sandbox) -> None:
     created = api.create(name="x", EMAIL="x@example.com", ADDRESS={"city": "y", "countrycode": "DE"})
     assert created["Name"] == "x"
     assert created["Email"] == "x@example.com"
@@ -86,19 +86,19 @@ def test_keys_bind_case_insensitively(api: Api) -> None:
     assert addresses[0]["AddressType"] == 1, "the first address defaults to an invoice address"
 
 
-def test_unknown_keys_are_ignored(api: Api) -> None:
+def test_unknown_keys_are_ignored(api: Sandbox) -> None:
     created = api.create(Name="Max", Shoesize=44, Nested={"Deep": [1, 2]})
     assert "Shoesize" not in created
     assert created["Name"] == "Max"
 
 
-def test_integers_sent_as_strings_are_accepted(api: Api) -> None:
+def test_integers_sent_as_strings_are_accepted(api: Sandbox) -> None:
     created = api.create(Name="Max", Type="1", LanguageId=" 3 ")
     assert created["Type"] == 1
     assert created["LanguageId"] == 3
 
 
-def test_wrong_type_is_400_model_state_not_enveloped(api: Api) -> None:
+def test_wrong_type_is_400_model_state_not_enveloped(api: Sandbox) -> None:
     answer = _post_raw(api, b'{"Name":"Max","Type":"abc"}')
     assert answer.status_code == 400
     body = answer.json()
@@ -109,7 +109,7 @@ def test_wrong_type_is_400_model_state_not_enveloped(api: Api) -> None:
     assert api.stats()["customers"] == 0
 
 
-def test_malformed_json_is_400_model_state(api: Api) -> None:
+def test_malformed_json_is_400_model_state(api: Sandbox) -> None:
     answer = _post_raw(api, b'{"Name": "Max", ')
     assert answer.status_code == 400
     body = answer.json()
@@ -131,13 +131,15 @@ def test_malformed_json_is_400_model_state(api: Api) -> None:
         ({"ArchivedAt": "yesterday"}, "model.ArchivedAt"),
     ],
 )
-def test_values_of_the_wrong_type_are_named_in_model_state(api: Api, body: dict[str, Any], key: str) -> None:
+def test_values_of_the_wrong_type_are_named_in_model_state(
+    api: Sandbox, body: dict[str, Any], key: str
+) -> None:
     answer = api.call("POST", "/customers", json=body)
     assert answer.status_code == 400, answer.text
     assert list(answer.json()["ModelState"]) == [key]
 
 
-def test_largest_integers_still_bind(api: Api) -> None:
+def test_largest_integers_still_bind(api: Sandbox) -> None:
     created = api.create(Name="Max", **MAX_INT)
     assert created["Number"] == MAX_INT["Number"]
     assert created["PriceGroupId"] == MAX_INT["PriceGroupId"]
@@ -151,7 +153,7 @@ def test_largest_integers_still_bind(api: Api) -> None:
         ({"Address": {"CountryCode": "DEU"}}, "Address.CountryCode"),
     ],
 )
-def test_business_rule_violations_are_error_code_11(api: Api, body: dict[str, Any], field: str) -> None:
+def test_business_rule_violations_are_error_code_11(api: Sandbox, body: dict[str, Any], field: str) -> None:
     answer = api.call("POST", "/customers", json=body)
     assert answer.status_code == 200
     result = answer.json()
@@ -161,25 +163,25 @@ def test_business_rule_violations_are_error_code_11(api: Api, body: dict[str, An
     assert api.stats()["customers"] == 0
 
 
-def test_non_json_media_type_is_415(api: Api) -> None:
+def test_non_json_media_type_is_415(api: Sandbox) -> None:
     assert _post_raw(api, b'{"Name": "Max"}', "text/plain").status_code == 415
 
 
-def test_text_json_is_accepted(api: Api) -> None:
+def test_text_json_is_accepted(api: Sandbox) -> None:
     assert _post_raw(api, b'{"Name": "Max"}', "text/json; charset=utf-8").status_code == 200
 
 
-def test_empty_body_is_400(api: Api) -> None:
+def test_empty_body_is_400(api: Sandbox) -> None:
     assert _post_raw(api, b"").status_code == 400
 
 
-def test_body_over_one_mebibyte_is_413(api: Api) -> None:
+def test_body_over_one_mebibyte_is_413(api: Sandbox) -> None:
     body = json.dumps({"Name": "x" * (1024 * 1024)}).encode()
     assert _post_raw(api, body).status_code == 413
     assert api.stats()["customers"] == 0
 
 
-def test_paging_splits_the_list_ordered_by_id(api: Api) -> None:
+def test_paging_splits_the_list_ordered_by_id(api: Sandbox) -> None:
     ids = [api.create(Name=f"C{i}")["Id"] for i in range(7)]
     pages = [api.call("GET", f"/customers?page={p}&pageSize=3").json() for p in (1, 2, 3, 4)]
     assert [p["Paging"] for p in pages[:1]] == [{"Page": 1, "TotalPages": 3, "TotalRows": 7, "PageSize": 3}]
@@ -187,24 +189,24 @@ def test_paging_splits_the_list_ordered_by_id(api: Api) -> None:
     assert [c["Id"] for p in pages for c in p["Data"]] == ids
 
 
-def test_paging_defaults_to_page_1_of_50(api: Api) -> None:
+def test_paging_defaults_to_page_1_of_50(api: Sandbox) -> None:
     api.create(Name="A")
     paging = api.call("GET", "/customers").json()["Paging"]
     assert paging == {"Page": 1, "TotalPages": 1, "TotalRows": 1, "PageSize": 50}
 
 
-def test_query_parameter_names_ignore_case(api: Api) -> None:
+def test_query_parameter_names_ignore_case(api: Sandbox) -> None:
     assert api.call("GET", "/customers?PAGESIZE=2").json()["Paging"]["PageSize"] == 2
 
 
 @pytest.mark.parametrize("query", ["pageSize=0", "pageSize=251", "page=0", "pageSize=abc"])
-def test_paging_out_of_range_is_400_model_state(api: Api, query: str) -> None:
+def test_paging_out_of_range_is_400_model_state(api: Sandbox, query: str) -> None:
     answer = api.call("GET", f"/customers?{query}")
     assert answer.status_code == 400
     assert "ModelState" in answer.json()
 
 
-def test_put_replaces_fields_and_keeps_id_and_number(api: Api) -> None:
+def test_put_replaces_fields_and_keeps_id_and_number(api: Sandbox) -> None:
     created = api.create(Name="Max", Email="max@example.com", VatId="DE1")
     answer = api.call(
         "PUT", f"/customers/{created['Id']}", json={"Name": "Moritz", "Email": "max@example.com"}
@@ -217,5 +219,5 @@ def test_put_replaces_fields_and_keeps_id_and_number(api: Api) -> None:
     assert api.call("GET", f"/customers/{created['Id']}").json()["Data"] == data
 
 
-def test_put_of_a_missing_customer_is_404(api: Api) -> None:
+def test_put_of_a_missing_customer_is_404(api: Sandbox) -> None:
     assert api.call("PUT", "/customers/42", json={"Name": "x"}).status_code == 404

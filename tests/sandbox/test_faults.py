@@ -11,11 +11,10 @@ import pytest
 import requests
 
 from billbee_provider.sandbox.middleware import _drop_connection
+from tests.sandbox_client import MakeSandbox, Sandbox
 
-from .conftest import Api, StartServer
 
-
-def test_fail_rate_one_answers_503_and_stores_nothing(api: Api) -> None:
+def test_fail_rate_one_answers_503_and_stores_nothing(api: Sandbox) -> None:
     api.set_faults(fail_rate=1)
     answer = api.call("POST", "/customers", json={"Name": "Max"})
     assert answer.status_code == 503
@@ -23,14 +22,14 @@ def test_fail_rate_one_answers_503_and_stores_nothing(api: Api) -> None:
     assert api.call("GET", "/customers").json()["Paging"]["TotalRows"] == 0
 
 
-def test_fail_rate_comes_before_authentication(api: Api) -> None:
+def test_fail_rate_comes_before_authentication(api: Sandbox) -> None:
     api.set_faults(fail_rate=1)
     assert api.call("GET", "/customers", key="wrong").status_code == 503
 
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])
-def test_drop_rate_one_commits_then_drops_the_connection(start_server: StartServer, http: str) -> None:
-    api = start_server(http=http, endpoint_limit=100)
+def test_drop_rate_one_commits_then_drops_the_connection(make_sandbox: MakeSandbox, http: str) -> None:
+    api = make_sandbox(http=http, endpoint_limit=100)
     api.set_faults(drop_rate=1)
     with pytest.raises(requests.ConnectionError):
         api.call("POST", "/customers", json={"Name": "Lost Answer"})
@@ -54,7 +53,7 @@ def test_drop_without_a_reachable_transport_truncates_the_answer() -> None:
     assert (b"content-length", b"1") in start["headers"], "a body is promised and never sent"
 
 
-def test_error_rate_one_answers_error_code_8_and_stores_nothing(api: Api) -> None:
+def test_error_rate_one_answers_error_code_8_and_stores_nothing(api: Sandbox) -> None:
     api.set_faults(error_rate=1)
     answer = api.call("POST", "/customers", json={"Name": "Max"})
     assert answer.status_code == 200
@@ -64,7 +63,7 @@ def test_error_rate_one_answers_error_code_8_and_stores_nothing(api: Api) -> Non
     assert api.stats()["customers"] == 0
 
 
-def test_latency_delays_answers_without_blocking_others(api: Api) -> None:
+def test_latency_delays_answers_without_blocking_others(api: Sandbox) -> None:
     api.set_faults(latency=0.5)
     durations: list[float] = []
 
@@ -83,7 +82,7 @@ def test_latency_delays_answers_without_blocking_others(api: Api) -> None:
     assert len(durations) == 2 and min(durations) >= 0.5
 
 
-def test_latency_comes_after_the_work(api: Api) -> None:
+def test_latency_comes_after_the_work(api: Sandbox) -> None:
     api.set_faults(latency=1.0)
     with pytest.raises(requests.Timeout):
         api.call("POST", "/customers", json={"Name": "Slow"}, timeout=0.4)
@@ -91,7 +90,7 @@ def test_latency_comes_after_the_work(api: Api) -> None:
     assert api.stats()["customers"] == 1, "the create committed before the delay"
 
 
-def test_burst_429_refuses_everything_during_the_burst(api: Api) -> None:
+def test_burst_429_refuses_everything_during_the_burst(api: Sandbox) -> None:
     api.set_faults(burst_429="3:1")
     started = time.monotonic()
     refused = api.call("GET", "/customers")
@@ -101,14 +100,14 @@ def test_burst_429_refuses_everything_during_the_burst(api: Api) -> None:
     assert api.call("GET", "/customers").status_code == 200
 
 
-def test_burst_429_honours_the_retry_after_switch(api: Api) -> None:
+def test_burst_429_honours_the_retry_after_switch(api: Sandbox) -> None:
     api.set_faults(burst_429="10:5", retry_after=False)
     refused = api.call("GET", "/customers")
     assert refused.status_code == 429
     assert "Retry-After" not in refused.headers
 
 
-def test_faults_change_at_runtime_and_read_back(api: Api) -> None:
+def test_faults_change_at_runtime_and_read_back(api: Sandbox) -> None:
     assert api.admin("GET", "/faults").json()["fail_rate"] == 0
     assert api.set_faults(fail_rate=1, burst_429="10:2")["burst_429"] == "10:2"
     assert api.admin("GET", "/faults").json()["fail_rate"] == 1
@@ -120,14 +119,14 @@ def test_faults_change_at_runtime_and_read_back(api: Api) -> None:
 @pytest.mark.parametrize(
     "body", [{"fail_rate": 2}, {"latency": "slow"}, {"bogus": 1}, {"burst_429": "2"}, {"seed": "x"}, []]
 )
-def test_invalid_fault_changes_are_refused_and_change_nothing(api: Api, body: Any) -> None:
+def test_invalid_fault_changes_are_refused_and_change_nothing(api: Sandbox, body: Any) -> None:
     answer = api.admin("PUT", "/faults", json=body)
     assert answer.status_code == 400
     assert answer.json()["error"]
     assert api.admin("GET", "/faults").json()["fail_rate"] == 0
 
 
-def test_a_seed_makes_fault_sequences_reproducible(api: Api) -> None:
+def test_a_seed_makes_fault_sequences_reproducible(api: Sandbox) -> None:
     def statuses() -> list[int]:
         return [api.call("GET", "/customers").status_code for _ in range(12)]
 

@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
-from .conftest import API_KEY, PASSWORD, USER, Api, StartServer
+from tests.sandbox_client import API_KEY, PASSWORD, USER, MakeSandbox, Sandbox
 
 UMLAUT_BODY = '{"Name": "Jürgen Müßig", "Address": {"City": "Köln"}}'.encode()
 
 
-def test_journal_keeps_the_raw_body_byte_exact(api: Api) -> None:
+def test_journal_keeps_the_raw_body_byte_exact(api: Sandbox) -> None:
     answer = api.call("POST", "/customers", data=UMLAUT_BODY, headers={"Content-Type": "application/json"})
     assert answer.json()["Data"]["Name"] == "Jürgen Müßig"
     [entry] = api.journal()
@@ -21,7 +21,7 @@ def test_journal_keeps_the_raw_body_byte_exact(api: Api) -> None:
     assert entry["created_id"] == answer.json()["Data"]["Id"]
 
 
-def test_raw_body_of_a_create_is_stored_as_received(api: Api) -> None:
+def test_raw_body_of_a_create_is_stored_as_received(api: Sandbox) -> None:
     created = api.call("POST", "/customers", data=UMLAUT_BODY, headers={"Content-Type": "application/json"})
     raw = api.admin("GET", f"/customers/{created.json()['Data']['Id']}/raw-body")
     assert raw.status_code == 200
@@ -29,7 +29,7 @@ def test_raw_body_of_a_create_is_stored_as_received(api: Api) -> None:
     assert api.admin("GET", "/customers/1/raw-body").status_code == 404
 
 
-def test_journal_describes_each_request(api: Api) -> None:
+def test_journal_describes_each_request(api: Sandbox) -> None:
     created = api.create(Name="Max")
     api.call(
         "GET", f"/customers/{created['Id']}?x=1", headers={"User-Agent": "ua/1", "Accept": "application/json"}
@@ -47,10 +47,10 @@ def test_journal_describes_each_request(api: Api) -> None:
 
 
 def test_journal_and_logs_hold_no_secrets(
-    start_server: StartServer, caplog: pytest.LogCaptureFixture
+    make_sandbox: MakeSandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret_key, secret_password = "key-Zq81-secret", "pw-Xy77-secret"
-    api = start_server(api_key=secret_key, api_password=secret_password)
+    api = make_sandbox(api_key=secret_key, api_password=secret_password)
     caplog.set_level(logging.INFO, logger="billbee_provider.sandbox")
     api.call(
         "POST",
@@ -70,21 +70,21 @@ def test_journal_and_logs_hold_no_secrets(
     assert "POST /api/v1/customers 200" in caplog.text
 
 
-def test_admin_requests_are_not_journaled(api: Api) -> None:
+def test_admin_requests_are_not_journaled(api: Sandbox) -> None:
     api.admin("GET", "/health")
     api.admin("GET", "/stats")
     assert api.journal() == []
 
 
-def test_journal_can_be_read_from_a_sequence_number(api: Api) -> None:
+def test_journal_can_be_read_from_a_sequence_number(api: Sandbox) -> None:
     for _ in range(3):
         api.call("GET", "/customers")
     entries = api.admin("GET", "/requests?since=1&limit=1").json()
     assert [e["seq"] for e in entries] == [2]
 
 
-def test_stats_count_statuses_throttling_and_creates(start_server: StartServer) -> None:
-    api = start_server()
+def test_stats_count_statuses_throttling_and_creates(make_sandbox: MakeSandbox) -> None:
+    api = make_sandbox()
     for i in range(3):
         api.call("POST", "/customers", json={"Name": f"C{i}"})
     api.call("GET", "/customers", key="wrong")

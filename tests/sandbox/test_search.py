@@ -7,11 +7,10 @@ from typing import Any
 import pytest
 
 from billbee_provider.sandbox.search import terms
+from tests.sandbox_client import Sandbox
 
-from .conftest import Api
 
-
-def _search(api: Api, term: str, types: list[str] | None = None) -> dict[str, Any]:
+def _search(api: Sandbox, term: str, types: list[str] | None = None) -> dict[str, Any]:
     answer = api.call("POST", "/search", json={"Type": types or ["customer"], "Term": term, "SearchMode": 0})
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
@@ -19,7 +18,7 @@ def _search(api: Api, term: str, types: list[str] | None = None) -> dict[str, An
 
 
 @pytest.fixture
-def max_id(api: Api) -> int:
+def max_id(api: Sandbox) -> int:
     api.create(Name="Erika Mustermann", Email="erika@example.com")
     customer = api.create(
         Name="Max Müller", Email="max@example.com", Number=4711, Address={"City": "Köln", "Zip": "50667"}
@@ -28,7 +27,7 @@ def max_id(api: Api) -> int:
     return customer_id
 
 
-def test_answer_is_bare_with_short_customer_hits(api: Api, max_id: int) -> None:
+def test_answer_is_bare_with_short_customer_hits(api: Sandbox, max_id: int) -> None:
     body = _search(api, "max")
     assert set(body) == {"Products", "Orders", "Customers"}
     assert body["Products"] == [] and body["Orders"] == []
@@ -39,24 +38,24 @@ def test_answer_is_bare_with_short_customer_hits(api: Api, max_id: int) -> None:
 @pytest.mark.parametrize(
     "term", ["MAX", "müller max", "name:max", '"Max Müller"', "max@example.com", "köln", "4711", "+max*"]
 )
-def test_every_token_must_occur_somewhere(api: Api, max_id: int, term: str) -> None:
+def test_every_token_must_occur_somewhere(api: Sandbox, max_id: int, term: str) -> None:
     assert [c["Id"] for c in _search(api, term)["Customers"]] == [max_id]
 
 
-def test_all_tokens_are_required(api: Api, max_id: int) -> None:
+def test_all_tokens_are_required(api: Sandbox, max_id: int) -> None:
     assert _search(api, "max erika")["Customers"] == []
 
 
-def test_several_hits_come_in_id_order(api: Api, max_id: int) -> None:
+def test_several_hits_come_in_id_order(api: Sandbox, max_id: int) -> None:
     hits = _search(api, "example.com")["Customers"]
     assert [c["Id"] for c in hits] == [max_id - 1, max_id]
 
 
-def test_other_types_find_no_customers(api: Api, max_id: int) -> None:
+def test_other_types_find_no_customers(api: Sandbox, max_id: int) -> None:
     assert _search(api, "max", ["order"])["Customers"] == []
 
 
-def test_empty_term_finds_nothing(api: Api, max_id: int) -> None:
+def test_empty_term_finds_nothing(api: Sandbox, max_id: int) -> None:
     assert _search(api, "  ")["Customers"] == []
 
 

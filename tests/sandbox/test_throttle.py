@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from .conftest import USER, Api, StartServer
+from tests.sandbox_client import USER, MakeSandbox, Sandbox
 
 QUOTA_MESSAGE = "API calls quota exceeded! maximum admitted 2 per 1s."
 
 
-def test_third_quick_create_is_429_with_retry_after(start_server: StartServer) -> None:
-    api = start_server()
+def test_third_quick_create_is_429_with_retry_after(make_sandbox: MakeSandbox) -> None:
+    api = make_sandbox()
     statuses = [api.call("POST", "/customers", json={"Name": f"C{i}"}) for i in range(3)]
     assert [a.status_code for a in statuses] == [200, 200, 429]
     refused = statuses[2]
@@ -19,8 +19,8 @@ def test_third_quick_create_is_429_with_retry_after(start_server: StartServer) -
     assert api.stats()["customers"] == 2
 
 
-def test_after_a_second_the_endpoint_admits_again(start_server: StartServer) -> None:
-    api = start_server()
+def test_after_a_second_the_endpoint_admits_again(make_sandbox: MakeSandbox) -> None:
+    api = make_sandbox()
     for _ in range(2):
         assert api.call("GET", "/customers").status_code == 200
     assert api.call("GET", "/customers").status_code == 429
@@ -29,16 +29,16 @@ def test_after_a_second_the_endpoint_admits_again(start_server: StartServer) -> 
     assert [api.call("GET", "/customers").status_code for _ in range(3)] == [200, 200, 429]
 
 
-def test_no_retry_after_switch_omits_the_header(start_server: StartServer) -> None:
-    api = start_server()
+def test_no_retry_after_switch_omits_the_header(make_sandbox: MakeSandbox) -> None:
+    api = make_sandbox()
     api.set_faults(retry_after=False)
     answers = [api.call("GET", "/customers") for _ in range(3)]
     assert answers[2].status_code == 429
     assert "Retry-After" not in answers[2].headers
 
 
-def test_user_limit_spans_endpoints(start_server: StartServer) -> None:
-    api = start_server()
+def test_user_limit_spans_endpoints(make_sandbox: MakeSandbox) -> None:
+    api = make_sandbox()
     customer_id = api.create(Name="Max", Address={"City": "Köln"})["Id"]  # POST /customers: 1
     address_id = api.call("GET", f"/customers/{customer_id}/addresses").json()["Data"][0]["Id"]  # 2
     calls = [
@@ -57,13 +57,13 @@ def test_user_limit_spans_endpoints(start_server: StartServer) -> None:
     assert {e["endpoint"] for e in api.journal() if e["status"] == 429} == {"POST /api/v1/search"}
 
 
-def test_refused_credentials_take_no_slot(start_server: StartServer) -> None:
-    api = start_server()
+def test_refused_credentials_take_no_slot(make_sandbox: MakeSandbox) -> None:
+    api = make_sandbox()
     for _ in range(3):
         assert api.call("GET", "/customers", auth=(USER, "wrong")).status_code == 401
     assert [api.call("GET", "/customers").status_code for _ in range(2)] == [200, 200]
 
 
-def test_limits_are_configurable(start_server: StartServer) -> None:
-    api: Api = start_server(endpoint_limit=4)
+def test_limits_are_configurable(make_sandbox: MakeSandbox) -> None:
+    api: Sandbox = make_sandbox(endpoint_limit=4)
     assert [api.call("GET", "/customers").status_code for _ in range(5)] == [200] * 4 + [429]
