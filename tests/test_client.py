@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from billbee_provider.api.client import BillbeeClient, parse_retry_after
+from billbee_provider.api.client import BillbeeClient
+from billbee_provider.api.retry import parse_retry_after
 from billbee_provider.api.errors import (
     BillbeeAuthError,
     BillbeeInDoubtError,
@@ -167,6 +168,7 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 25 Nov 2026 10:00:05 GMT", now=1795600800.0) == pytest.approx(5.0)
     assert parse_retry_after("99999") == 300.0
+    assert parse_retry_after("nan") is None  # time.sleep(nan) would raise
 
 
 def _faults(**switches: Any) -> Any:

@@ -2,21 +2,14 @@
 
 One :class:`BillbeeClient` holds one ``requests`` session for one Billbee account and
 does, for every request: the auth headers, client-side throttling (so that a
-well-behaved run never sees a 429), retries with backoff where they are safe, and the
-mapping of answers to data or :mod:`billbee_provider.api.errors` exceptions.
+well-behaved run never sees a 429), retries with backoff where they are safe (the rules
+are in :mod:`billbee_provider.api.retry`), and the mapping of answers to data or
+:mod:`billbee_provider.api.errors` exceptions.
 
-Retry rules (the reason for each is in ``docs/hook-and-operator.md``):
-
-* 429 and 503: retried for every request; Billbee did not process it. ``Retry-After``
-  is obeyed when present, otherwise exponential backoff with full jitter (after a 429
-  at least one throttle window, :data:`WINDOW_SECONDS`).
-* ``ErrorCode`` 8 InternalError in a 200 envelope: retried; Billbee said it failed.
-* Connection failures before the request was sent (refused, connect timeout, TLS
-  handshake): retried for every request.
-* Anything after the request may have reached Billbee (read timeout, connection
-  dropped, 500/502/504): retried for reads only. A create raises
-  :class:`~billbee_provider.api.errors.BillbeeInDoubtError`, since sending it again could
-  create the customer twice (the API has no idempotency key).
+Every request goes through one engine, :meth:`BillbeeClient.exchange`: the typed
+methods (``create_customer`` ...) and the generic :meth:`BillbeeClient.request` (any
+method and path, used by ``BillbeeHook.run``) alike, so a request is paced and retried
+the same way whichever door it came through.
 
 This module does not import Airflow.
 """
@@ -26,30 +19,55 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from billbee_provider import DISTRIBUTION, __version__
 from billbee_provider.api.config import BillbeeConfig
+from billbee_provider.api.endpoints import (
+    ADD_CUSTOMER_ADDRESS,
+    CREATE_CUSTOMER,
+    GET_CUSTOMER,
+    LIST_CUSTOMERS,
+    SEARCH,
+    Endpoint,
+    endpoint_for,
+)
 from billbee_provider.api.envelope import ApiResult, Paging, unwrap, unwrap_bare
-from billbee_provider.api.errors import (
-    BillbeeConfigError,
-    BillbeeInDoubtError,
-    BillbeeRetryableError,
-    BillbeeThrottledError,
-    BillbeeTransientError,
-    ErrorCode,
+from billbee_provider.api.retry import (
+    RetryableFailure,
+    json_or_none,
+    judge_network_failure,
+    judge_response,
+    parse_retry_after,
+    retry_delay,
 )
 from billbee_provider.api.throttle import RateLimiter, Window
+
+__all__ = [
+    "ADD_CUSTOMER_ADDRESS",
+    "CREATE_CUSTOMER",
+    "GET_CUSTOMER",
+    "LIST_CUSTOMERS",
+    "MAX_PAGE_SIZE",
+    "SEARCH",
+    "WINDOW_SECONDS",
+    "BillbeeClient",
+    "ClientStats",
+    "Endpoint",
+    "Logger",
+    "encode_body",
+    "make_session",
+    "parse_retry_after",
+]
 
 MAX_PAGE_SIZE = 250
 #: Reuse a pooled connection for a create only if it was used this recently: an idle
@@ -59,8 +77,9 @@ _CREATE_MAX_IDLE_SECONDS = 4.0
 #: The client's window is a little longer than Billbee's 1 s so that network jitter
 #: cannot make two of our requests land in the same server-side second.
 WINDOW_SECONDS = 1.05
-_BACKOFF_BASE = 1.0
-_BACKOFF_CAP = 30.0
+#: What a path given to :meth:`BillbeeClient.request` may not contain: controls, spaces,
+#: backslashes, and the ``@`` that could turn the base URL into userinfo of another host.
+_BAD_PATH_CHARS = re.compile(r"[\x00-\x20\x7f\\@]")
 
 
 class Logger(Protocol):
@@ -69,32 +88,6 @@ class Logger(Protocol):
     def debug(self, msg: Any, /, *args: Any) -> Any: ...
     def info(self, msg: Any, /, *args: Any) -> Any: ...
     def warning(self, msg: Any, /, *args: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One Billbee endpoint, as the throttle counts it.
-
-    :param method: HTTP method.
-    :param template: path template, e.g. ``/api/v1/customers/{id}``.
-    :param idempotent: whether sending it twice is harmless (reads, PUT, PATCH, search).
-    """
-
-    method: str
-    template: str
-    idempotent: bool
-
-    @property
-    def key(self) -> str:
-        """The throttle key, e.g. ``POST /api/v1/customers``."""
-        return f"{self.method} {self.template}"
-
-
-LIST_CUSTOMERS = Endpoint("GET", "/api/v1/customers", idempotent=True)
-CREATE_CUSTOMER = Endpoint("POST", "/api/v1/customers", idempotent=False)
-GET_CUSTOMER = Endpoint("GET", "/api/v1/customers/{id}", idempotent=True)
-ADD_CUSTOMER_ADDRESS = Endpoint("POST", "/api/v1/customers/{id}/addresses", idempotent=False)
-SEARCH = Endpoint("POST", "/api/v1/search", idempotent=True)
 
 
 @dataclass
@@ -235,16 +228,69 @@ class BillbeeClient:
         :raises BillbeeRetryableError: retries exhausted on 429/5xx/network failures.
         :raises BillbeeInDoubtError: a non-idempotent request may have been processed.
         """
-        url = self.config.base_url + endpoint.template.format(**{k: int(v) for k, v in (ids or {}).items()})
-        data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        path = endpoint.template.format(**{k: int(v) for k, v in (ids or {}).items()})
+        data = None if body is None else encode_body(body)
+        response = self.exchange(endpoint, path, params=params, data=data, retries=retries)
+        return response.status_code, json_or_none(response)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+    ) -> requests.Response:
+        """Send any request (method + path) the way the typed methods send theirs.
+
+        The endpoint is found from the path (:func:`~billbee_provider.api.endpoints.endpoint_for`):
+        ``GET /api/v1/customers?page=2`` shares the throttle window of
+        :meth:`list_customers`, and ``POST /api/v1/customers`` follows the create rule (never
+        resent once it may have reached Billbee). The answer is returned whatever its
+        status, once retries are over; reading it is the caller's job.
+
+        :param method: HTTP method, any case.
+        :param path: the path after the base URL, starting with ``/``; may end in a query.
+        :param params: query parameters, added to any query in ``path``.
+        :param data: the request body, already encoded (see :func:`encode_body`).
+        :raises ValueError: for a path that is not a plain absolute path.
+        :raises BillbeeRetryableError: retries exhausted on 429/5xx/network failures.
+        :raises BillbeeInDoubtError: a non-idempotent request may have been processed.
+        """
+        path, _, query = path.partition("#")[0].partition("?")
+        if not path.startswith("/") or _BAD_PATH_CHARS.search(path):
+            raise ValueError("the endpoint must be a path after the Billbee base URL, e.g. /api/v1/customers")
+        endpoint = endpoint_for(method, path)
+        target = f"{path}?{query}" if query else path
+        return self.exchange(endpoint, target, params=params, data=data)
+
+    def exchange(
+        self,
+        endpoint: Endpoint,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+        retries: int | None = None,
+    ) -> requests.Response:
+        """The engine: throttle, send, judge, wait and resend while it is safe.
+
+        :param endpoint: what the throttle counts and the retry rules look at.
+        :param path: the concrete path (and query) after the base URL.
+        :param retries: retries after the first attempt; the config's ``max_retries`` by default.
+        :return: the first answer that is not worth another attempt.
+        :raises BillbeeRetryableError: retries exhausted on 429/5xx/network failures.
+        :raises BillbeeInDoubtError: a non-idempotent request may have been processed.
+        """
+        url = self.config.base_url + path
         attempts = 1 + (self.config.max_retries if retries is None else retries)
         for attempt in range(1, attempts + 1):
             outcome = self._attempt(endpoint, url, params, data)
-            if not isinstance(outcome, _Retry):
+            if not isinstance(outcome, RetryableFailure):
                 return outcome
             if attempt == attempts:
                 raise outcome.error(attempts)
-            delay = self._delay(outcome, attempt)
+            delay = retry_delay(outcome, attempt, self._rng, min_after_429=WINDOW_SECONDS)
             if outcome.status == 429:
                 # Hold back every thread using this endpoint, not only this one.
                 self.limiter.pause(("endpoint", endpoint.key), delay)
@@ -262,7 +308,7 @@ class BillbeeClient:
 
     def _attempt(
         self, endpoint: Endpoint, url: str, params: Mapping[str, Any] | None, data: bytes | None
-    ) -> tuple[int, Any] | _Retry:
+    ) -> requests.Response | RetryableFailure:
         self._throttle(endpoint)
         if not endpoint.idempotent:
             self._drop_idle_connections()
@@ -277,71 +323,16 @@ class BillbeeClient:
                 headers={"Content-Type": "application/json; charset=utf-8"} if data is not None else None,
             )
         except requests.RequestException as exc:
-            return self._network_failure(endpoint, exc)
+            return judge_network_failure(endpoint, exc, self.config.base_url)
         finally:
             self._last_io = time.monotonic()
         self._count(requests=1)
-        return self._judge(endpoint, response)
-
-    def _judge(self, endpoint: Endpoint, response: requests.Response) -> tuple[int, Any] | _Retry:
-        status = response.status_code
-        payload = _json_or_none(response)
-        if status == 429:
-            return self._throttled(endpoint, response)
-        if status == 503:
-            return self._retry(f"HTTP 503 from {endpoint.key}", response, status=status)
-        if status >= 500:
-            if not endpoint.idempotent:
-                raise BillbeeInDoubtError(
-                    f"{endpoint.key}: HTTP {status} after the request was sent; Billbee may or may "
-                    "not have created it. Not retried to avoid a duplicate",
-                    status=status,
-                )
-            return self._retry(f"HTTP {status} from {endpoint.key}", response, status=status)
-        if isinstance(payload, Mapping) and payload.get("ErrorCode") == ErrorCode.InternalError:
-            return self._retry(
-                f"Billbee ErrorCode 8 InternalError from {endpoint.key}", response, status=status
-            )
-        return status, payload
-
-    def _throttled(self, endpoint: Endpoint, response: requests.Response) -> _Retry:
-        self._count(throttled=1)
-        return self._retry(f"HTTP 429 from {endpoint.key}", response, status=429)
-
-    def _retry(self, reason: str, response: requests.Response, *, status: int) -> _Retry:
-        hint = parse_retry_after(response.headers.get("Retry-After"))
-        return _Retry(reason, status=status, retry_after=hint)
-
-    def _network_failure(self, endpoint: Endpoint, exc: requests.RequestException) -> _Retry:
-        kind = network_error_kind(exc)
-        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
-            raise BillbeeConfigError(f"{endpoint.key}: invalid Billbee URL ({kind})") from None
-        if not request_never_sent(exc) and not endpoint.idempotent:
-            raise BillbeeInDoubtError(
-                f"{endpoint.key}: {kind} after the request was sent; Billbee may or may not have "
-                "created it. Not retried to avoid a duplicate"
-            ) from exc
-        return _Retry(f"{kind} talking to {self.config.base_url}")
-
-    def _delay(self, outcome: _Retry, attempt: int) -> float:
-        """``Retry-After`` if given; else backoff, at least one throttle window after a 429.
-
-        Billbee counts requests per second: a 429 retried sooner than a window later
-        (full jitter can draw 0.05 s) meets the same full window and wastes an attempt.
-        """
-        if outcome.retry_after is not None:
-            return outcome.retry_after
-        backoff = self._backoff(attempt)
-        return max(backoff, WINDOW_SECONDS) if outcome.status == 429 else backoff
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter (AWS architecture blog's 'Full Jitter').
-
-        :param attempt: the number of the attempt that just failed, from 1.
-        """
-        step = min(attempt - 1, 10)
-        ceiling: float = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0**step)
-        return max(0.05, ceiling * self._rng())
+        failure = judge_response(endpoint, response)
+        if failure is None:
+            return response
+        if failure.status == 429:
+            self._count(throttled=1)
+        return failure
 
     def _throttle(self, endpoint: Endpoint) -> None:
         cfg = self.config
@@ -366,20 +357,9 @@ class BillbeeClient:
                     adapter.close()
 
 
-@dataclass(frozen=True)
-class _Retry:
-    """A failed attempt that may be retried (after ``retry_after`` seconds if Billbee said so)."""
-
-    reason: str
-    status: int | None = None
-    retry_after: float | None = None
-
-    def error(self, attempts: int) -> BillbeeRetryableError:
-        """The exception to raise when no attempt is left."""
-        text = f"{self.reason}; gave up after {attempts} attempt(s)"
-        if self.status == 429:
-            return BillbeeThrottledError(text, retry_after=self.retry_after)
-        return BillbeeTransientError(text, status=self.status)
+def encode_body(body: object) -> bytes:
+    """A request body as Billbee gets it: UTF-8 JSON without ``\\u`` escapes."""
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
 def make_session(config: BillbeeConfig) -> requests.Session:
@@ -399,60 +379,6 @@ def make_session(config: BillbeeConfig) -> requests.Session:
         }
     )
     return session
-
-
-def request_never_sent(exc: BaseException) -> bool:
-    """True if ``exc`` proves the request never reached the server (safe to resend)."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
-    if not isinstance(exc, requests.exceptions.ConnectionError):
-        return False
-    reason: Any = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
-    return isinstance(reason, (NewConnectionError, NameResolutionError, ConnectTimeoutError))
-
-
-def network_error_kind(exc: BaseException) -> str:
-    """The exception's name with its low-level cause, e.g. ``ConnectionError (ConnectionResetError)``.
-
-    Names only, never texts (which may hold the URL): enough to tell a refused connection
-    (``NewConnectionError``, retried) from a reset or a timeout after sending (in doubt).
-    """
-    kind = type(exc).__name__
-    reason: Any = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
-    inner = reason.args[-1] if isinstance(reason, BaseException) and reason.args else None
-    if isinstance(inner, BaseException):  # urllib3 ProtocolError("Connection aborted.", cause)
-        reason = inner
-    cause = type(reason).__name__ if isinstance(reason, BaseException) else kind
-    return kind if cause == kind else f"{kind} ({cause})"
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
-
-    :return: ``None`` when absent or unreadable; never negative; capped at 5 minutes.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - (time.time() if now is None else now)
-        except (TypeError, ValueError, IndexError):
-            return None
-    return min(max(seconds, 0.0), 300.0)
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
