@@ -79,6 +79,7 @@ class Job:
             writer.writerows([["row", "line", "key", "stage", "problems"], VALIDATE_REJECT])
 
     def run(self, client: BillbeeClient, **options: Any) -> ImportSummary:
+        options.setdefault("lock_dir", self.staging.parent / "locks")  # not in /tmp
         with Ledger(self.ledger) as ledger:
             return import_customers(
                 self.staging,
@@ -290,8 +291,10 @@ def test_killed_runs_then_rerun_create_each_customer_exactly_once(
         "ledger": str(job.ledger),
         "results": str(job.results),
         "rejects": str(job.rejects),
+        "lock_dir": str(tmp_path / "locks"),
+        "jitter": 0.05,
     }
-    command = [sys.executable, "-m", "tests.importer.runner", json.dumps(spec)]
+    command = [sys.executable, "-m", "tests.reliability.runner", json.dumps(spec)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for kill in (1, 2):
         target = len(posts(sandbox)) + 5
@@ -412,7 +415,12 @@ def test_object_store_locations_for_every_file(make_sandbox: Callable[..., Sandb
     local = Job(tmp_path, [person(1), person(2, Type=7)])
     staging.fs.pipe(staging.path, "\ufeff".encode() + local.staging.read_bytes())  # a BOM is tolerated
     summary = import_customers(
-        staging, client=client, ledger=Ledger(ledger_at), results_path=results, rejects_path=rejects
+        staging,
+        client=client,
+        ledger=Ledger(ledger_at),
+        results_path=results,
+        rejects_path=rejects,
+        lock_dir=tmp_path / "locks",
     )
     assert summary.counts["created"] == 1 and summary.counts["rejected"] == 1
     assert summary.results_path == f"memory://{base}/results.csv"

@@ -1,9 +1,10 @@
-"""One import in a child process, for the SIGKILL, two-imports and soak runs.
+"""One import in a child process, for the SIGKILL tests, the two-imports run and the soak.
 
 ``python -m tests.reliability.runner '<spec JSON>'`` with the spec keys ``config``
 (:class:`~billbee_provider.api.config.BillbeeConfig` fields), ``staging``, ``ledger``,
-``results``, ``rejects``, ``lock_dir`` and optionally ``max_in_flight`` and ``seed`` (of
-the backoff jitter). Prints the summary as one JSON line on stdout; warnings go to
+``results``, ``rejects``, ``lock_dir`` and optionally ``max_in_flight``, ``seed`` (of
+the backoff jitter) or ``jitter`` (a fixed jitter factor in [0, 1), e.g. 0.05 for short
+backoff waits; it wins over ``seed``). Prints the summary as one JSON line on stdout; warnings go to
 stderr. Exit status 0 after a completed import, 1 after an error. It imports neither
 Airflow nor the test fixtures, so that it starts fast.
 """
@@ -14,6 +15,7 @@ import json
 import logging
 import random
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from billbee_provider.api.client import BillbeeClient
@@ -24,9 +26,14 @@ from billbee_provider.imports.ledger import Ledger
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the import the spec describes and return its summary."""
-    jitter = random.Random(spec.get("seed"))  # backoff jitter, not security
+    rng: Callable[[], float]
+    if "jitter" in spec:
+        factor = float(spec["jitter"])
+        rng = lambda: factor  # noqa: E731
+    else:
+        rng = random.Random(spec.get("seed")).random  # backoff jitter, not security
     with (
-        BillbeeClient(BillbeeConfig(**spec["config"]), rng=jitter.random) as client,
+        BillbeeClient(BillbeeConfig(**spec["config"]), rng=rng) as client,
         Ledger(spec["ledger"]) as ledger,
     ):
         summary = import_customers(
