@@ -15,19 +15,14 @@ account (``airflow pools set billbee_api 1 "Billbee API"``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
-from billbee_provider.operators.imports import (
-    BillbeeCreateCustomersOperator,
-    BillbeeExtractCustomersOperator,
-    BillbeeValidateCustomersOperator,
-)
+from billbee_provider.operators.import_group import OUTPUT_DIR_PARAM, customer_import_group, import_params
+from billbee_provider.operators.imports import BillbeeExtractCustomersOperator
 
 SAMPLE = str(Path(__file__).parent / "data" / "customers_sample.csv")
-OUTPUT_DIR = "{{ params.output_dir }}"
 
 
 @dag(
@@ -37,55 +32,37 @@ OUTPUT_DIR = "{{ params.output_dir }}"
     catchup=False,
     max_active_runs=1,
     tags=["billbee", "example"],
-    params={
-        "source": Param(SAMPLE, type="string", title="Source", description="CSV or JSONL path or URL."),
-        "output_dir": Param(
-            "", type="string", title="Output directory", description="Empty: under AIRFLOW_HOME."
+    params=import_params(
+        source=Param(
+            SAMPLE,
+            type="string",
+            title="Customer file",
+            description="Path or URL of a CSV or JSONL file of customers (the sample file by default).",
         ),
-        "dry_run": Param(
-            False, type="boolean", title="Dry run", description="Validate and decide, send nothing."
+        max_rejects=Param(
+            0.2,
+            type=["number", "null"],
+            title="Most rows that may be invalid",
+            description=(
+                "A count (e.g. 5) or a share of the rows (e.g. 0.2 = 20 %). Above it nothing is sent. "
+                "Empty: no limit."
+            ),
         ),
-        "if_exists": Param("skip", enum=["skip", "create", "fail"], title="If the e-mail exists"),
-        "max_rejects": Param(
-            0.2, type=["number", "null"], title="Max rejects", description="Count or fraction."
-        ),
-    },
+    ),
     doc_md=__doc__,
 )
 def billbee_import_customers() -> None:
-    """Extract, validate and create the customers of ``params.source``."""
+    """Extract, validate and create the customers of ``params.source``, then report."""
     extract = BillbeeExtractCustomersOperator(
-        task_id="extract", source="{{ params.source }}", output_dir=OUTPUT_DIR
+        task_id="extract", source="{{ params.source }}", output_dir=OUTPUT_DIR_PARAM, multiple_outputs=True
     )
-    validate = BillbeeValidateCustomersOperator(
-        task_id="validate",
-        source="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
-        required_fields=["Email"],
+    customer_import_group(
+        extract.output,
         max_rejects="{{ params.max_rejects }}",
-        output_dir=OUTPUT_DIR,
-    )
-    create = BillbeeCreateCustomersOperator(
-        task_id="create",
-        staging="{{ ti.xcom_pull(task_ids='validate')['staging'] }}",
-        rejects="{{ ti.xcom_pull(task_ids='validate')['rejects'] }}",
         if_exists="{{ params.if_exists }}",
         dry_run="{{ params.dry_run }}",
-        output_dir=OUTPUT_DIR,
+        output_dir=OUTPUT_DIR_PARAM,
     )
-    extract >> validate >> create >> report(validate.output, create.output)  # type: ignore[arg-type]
-
-
-@task
-def report(validated: dict[str, Any], created: dict[str, Any]) -> dict[str, Any]:
-    """Log a summary table and write ``summary.json`` next to the results."""
-    from billbee_provider.imports.report import build_summary, format_table, write_summary
-    from billbee_provider.operators.imports import to_location
-
-    summary = build_summary(validated, created)
-    target = created["results_path"].rsplit("/", 1)[0] + "/summary.json"
-    write_summary(to_location(target), summary)
-    print(f"Billbee import summary ({target}):\n{format_table(summary)}")
-    return {"summary": target, "counts": summary["counts"]}
 
 
 billbee_import_customers()

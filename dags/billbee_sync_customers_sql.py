@@ -13,16 +13,14 @@ Example connection: ``AIRFLOW_CONN_BILLBEE_EXAMPLE_SHOP='{"conn_type": "sqlite",
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from billbee_provider.operators.imports import (
-    BillbeeCreateCustomersOperator,
-    BillbeeExtractCustomersSqlOperator,
-    BillbeeValidateCustomersOperator,
-)
+from billbee_provider.operators.import_group import OUTPUT_DIR_PARAM, customer_import_group, import_params
+from billbee_provider.operators.imports import BillbeeExtractCustomersSqlOperator
 
 QUERY = """
 SELECT id, first_name, last_name, company, email, phone, street, house_no, zip, city, country
@@ -46,7 +44,6 @@ BODY_TEMPLATE: dict[str, Any] = {
         "AddressType": 1,
     },
 }
-OUTPUT_DIR = "{{ params.output_dir }}"
 CONN_ID = "{{ params.conn_id }}"
 
 
@@ -57,36 +54,30 @@ CONN_ID = "{{ params.conn_id }}"
     catchup=False,
     max_active_runs=1,
     tags=["billbee", "example"],
-    params={
-        "conn_id": Param("billbee_example_shop", type="string", title="Shop database connection"),
-        "output_dir": Param(
-            "", type="string", title="Output directory", description="Empty: under AIRFLOW_HOME."
+    params=import_params(
+        conn_id=Param(
+            "billbee_example_shop",
+            type="string",
+            title="Shop database connection",
+            description="The Airflow connection of the shop database that holds the shop_customers table.",
         ),
-        "dry_run": Param(False, type="boolean", title="Dry run"),
-    },
+    ),
     doc_md=__doc__,
 )
 def billbee_sync_customers_sql() -> None:
-    """setup -> extract -> validate -> create -> write_back."""
+    """setup -> extract -> validate -> create -> report, and write_back after create."""
     extract = BillbeeExtractCustomersSqlOperator(
-        task_id="extract", conn_id=CONN_ID, sql=QUERY, output_dir=OUTPUT_DIR
+        task_id="extract", conn_id=CONN_ID, sql=QUERY, output_dir=OUTPUT_DIR_PARAM, multiple_outputs=True
     )
-    validate = BillbeeValidateCustomersOperator(
-        task_id="validate",
-        source="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
+    tasks = customer_import_group(
+        extract.output,
         template=BODY_TEMPLATE,
-        required_fields=["Email"],
-        output_dir=OUTPUT_DIR,
-    )
-    create = BillbeeCreateCustomersOperator(
-        task_id="create",
-        staging="{{ ti.xcom_pull(task_ids='validate')['staging'] }}",
-        rejects="{{ ti.xcom_pull(task_ids='validate')['rejects'] }}",
+        if_exists="{{ params.if_exists }}",
         dry_run="{{ params.dry_run }}",
-        output_dir=OUTPUT_DIR,
+        output_dir=OUTPUT_DIR_PARAM,
     )
-    setup(conn_id=CONN_ID) >> extract >> validate >> create
-    write_back(extract.output, create.output, conn_id=CONN_ID)  # type: ignore[arg-type]  # XComArgs resolve to dicts
+    setup(conn_id=CONN_ID) >> extract
+    write_back(extract.output, tasks.create.output, conn_id=CONN_ID)  # type: ignore[arg-type]  # XComArgs resolve to dicts
 
 
 @task
@@ -119,7 +110,7 @@ def write_back(extracted: dict[str, Any], created: dict[str, Any], conn_id: str)
     hook = db_hook(conn_id)
     with closing(hook.get_conn()) as conn:
         written = write_billbee_ids(conn, pairs, hook.placeholder)
-    print(f"Wrote {written} Billbee Id(s) back to the shop table")
+    logging.getLogger("airflow.task").info("Wrote %d Billbee Id(s) back to the shop table", written)
     return written
 
 

@@ -22,6 +22,21 @@ def test_dagbag_has_no_import_errors() -> None:
     assert set(dag.params.keys()) == {"customer", "dry_run"}
 
 
+def test_import_dags_share_the_xcom_wired_validate_create_report_group() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    for dag_id, first in (("billbee_import_customers", []), ("billbee_sync_customers_sql", ["setup"])):
+        dag = bag.dags[dag_id]
+        order = [t.task_id for t in dag.topological_sort()]
+        assert [t for t in order if t != "write_back"] == [*first, "extract", "validate", "create", "report"]
+        # The edges come from the data: create reads validate's staging, report both summaries.
+        assert dag.get_task("create").upstream_task_ids == {"validate"}
+        assert dag.get_task("report").upstream_task_ids == {"validate", "create"}
+        assert {"output_dir", "dry_run", "if_exists"} <= set(dag.params.keys())
+        assert all(dag.params.get_param(name).schema.get("title") for name in dag.params.keys())
+
+
 def test_example_customer_is_valid() -> None:
     from billbee_provider.customers.schema import get_validator
 

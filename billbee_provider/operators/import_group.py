@@ -1,0 +1,147 @@
+"""validate -> create -> report as one TaskGroup, wired by XComArgs, and the import DAGs' form.
+
+Both example import DAGs (a file, a SQL table) and users' own DAGs differ only in how
+the rows are extracted. Everything after that is the same three tasks::
+
+    extract = BillbeeExtractCustomersOperator(task_id="extract", source=...)
+    tasks = customer_import_group(extract.output, template=..., dry_run="{{ params.dry_run }}")
+
+The tasks are wired by XComArgs (``validate.output["staging"]``), so Airflow draws the
+dependencies from the data that flows, and no ``xcom_pull`` string names a task id. The
+group keeps the task ids ``validate``, ``create`` and ``report`` (no group prefix), the
+names the docs, logs and the ledger's files use.
+
+:func:`import_params` is the trigger form those DAGs share, with titles and
+descriptions a shop owner can follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+from billbee_provider.operators.imports import (
+    BillbeeCreateCustomersOperator,
+    BillbeeValidateCustomersOperator,
+)
+from billbee_provider.operators.report import BillbeeReportImportOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Param, TaskGroup, XComArg
+
+#: The run's output directory as the import DAGs' form gives it.
+OUTPUT_DIR_PARAM = "{{ params.output_dir }}"
+
+
+class CustomerImportTasks(NamedTuple):
+    """The tasks :func:`customer_import_group` made, for wiring more tasks to them."""
+
+    group: TaskGroup
+    validate: BillbeeValidateCustomersOperator
+    create: BillbeeCreateCustomersOperator
+    report: BillbeeReportImportOperator
+
+
+def customer_import_group(
+    extracted: XComArg,
+    *,
+    group_id: str = "billbee_import",
+    template: Mapping[str, Any] | str | None = None,
+    required_fields: Sequence[str] = ("Email",),
+    max_rejects: int | float | str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    if_exists: str = "skip",
+    dry_run: bool | str = False,
+    output_dir: str | None = None,
+    billbee_conn_id: str = "billbee_default",
+) -> CustomerImportTasks:
+    """Add validate -> create -> report for the rows of ``extracted`` to the DAG being defined.
+
+    :param extracted: the extract task's output (``{"path", "format", ...}``).
+    :param group_id: the TaskGroup's id (task ids are not prefixed with it).
+    :param template: the body template (see :class:`BillbeeValidateCustomersOperator`).
+    :param required_fields: dotted paths every row must have.
+    :param max_rejects: most rejects allowed before nothing is sent (templated).
+    :param encoding: the CSV encoding (templated); ``None``: UTF-8.
+    :param delimiter: the CSV delimiter (templated); ``None``: detected.
+    :param if_exists: ``skip``, ``create`` or ``fail`` (templated).
+    :param dry_run: validate and decide, send nothing (templated).
+    :param output_dir: the run's output directory (templated), the same for all three tasks.
+    :param billbee_conn_id: the Billbee connection.
+    :return: the group and its three tasks.
+    """
+    from airflow.sdk import TaskGroup
+
+    with TaskGroup(group_id, prefix_group_id=False, tooltip="validate -> create -> report") as group:
+        validate = BillbeeValidateCustomersOperator(
+            task_id="validate",
+            source=_item(extracted, "path"),
+            source_format=_item(extracted, "format"),
+            template=template,
+            required_fields=required_fields,
+            max_rejects=max_rejects,
+            encoding=encoding,
+            delimiter=delimiter,
+            output_dir=output_dir,
+            multiple_outputs=True,
+        )
+        create = BillbeeCreateCustomersOperator(
+            task_id="create",
+            staging=_item(validate.output, "staging"),
+            rejects=_item(validate.output, "rejects"),
+            if_exists=if_exists,
+            dry_run=dry_run,
+            output_dir=output_dir,
+            billbee_conn_id=billbee_conn_id,
+        )
+        report = BillbeeReportImportOperator(
+            task_id="report", validated=validate.output, created=create.output, output_dir=output_dir
+        )
+    return CustomerImportTasks(group, validate, create, report)
+
+
+def _item(output: XComArg, key: str) -> Any:
+    """``output[key]``: one key of a task's XCom dict, resolved when the task runs.
+
+    ``Any``, because the operators' arguments are typed as what they hold when they run.
+    """
+    return cast(Any, output)[key]
+
+
+def import_params(**extra: Param) -> dict[str, Param]:
+    """The trigger form of an import DAG: output folder, dry run, if the e-mail exists.
+
+    :param extra: more params (e.g. ``source``), placed first in the form.
+    :return: the params by name, for ``@dag(params=...)``.
+    """
+    from airflow.sdk import Param
+
+    return {
+        **extra,
+        "output_dir": Param(
+            "",
+            type="string",
+            title="Output folder",
+            description=(
+                "Where this run's files go (extract snapshot, rejects.csv, results.csv, ledger, "
+                "summary.json): a folder or an object-storage URL. Empty: a new folder for this run "
+                "under AIRFLOW_HOME/billbee-imports."
+            ),
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Check every row and decide what would be created, but send nothing to Billbee.",
+        ),
+        "if_exists": Param(
+            "skip",
+            enum=["skip", "create", "fail"],
+            title="If the e-mail is already a Billbee customer",
+            description=(
+                "skip: leave that row out and report the existing customer's Id; "
+                "create: create it anyway; fail: stop before sending anything."
+            ),
+        ),
+    }
