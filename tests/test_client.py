@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from billbee_provider.api.client import BillbeeClient
-from billbee_provider.api.retry import parse_retry_after
 from billbee_provider.api.errors import (
     BillbeeAuthError,
     BillbeeInDoubtError,
@@ -19,6 +18,7 @@ from billbee_provider.api.errors import (
     BillbeeNotFoundError,
     BillbeeTransientError,
 )
+from billbee_provider.api.retry import parse_retry_after
 from tests.conftest import Sandbox
 
 CREATE = "/api/v1/customers"
@@ -217,3 +217,24 @@ def sandbox_free_config() -> Any:
     from billbee_provider.api.config import BillbeeConfig
 
     return BillbeeConfig(base_url="https://app.billbee.io", api_key="k-123456", user="u", password="p-123456")
+
+
+def test_any_path_maps_to_the_endpoint_the_typed_methods_use() -> None:
+    from billbee_provider.api import endpoints as ep
+
+    assert ep.endpoint_for("get", "/api/v1/customers") is ep.LIST_CUSTOMERS
+    assert ep.endpoint_for("POST", "/api/v1/customers") is ep.CREATE_CUSTOMER
+    assert ep.endpoint_for("GET", "/api/v1/customers/42") is ep.GET_CUSTOMER
+    assert ep.endpoint_for("POST", "/api/v1/customers/42/addresses") is ep.ADD_CUSTOMER_ADDRESS
+    assert ep.endpoint_for("POST", "/api/v1/search") is ep.SEARCH
+    unknown_post = ep.endpoint_for("POST", "/api/v1/orders/7/shipment")
+    assert unknown_post.key == "POST /api/v1/orders/{id}/shipment" and not unknown_post.idempotent
+    assert ep.endpoint_for("PATCH", "/api/v1/customers/7").idempotent
+
+
+def test_request_refuses_what_is_not_a_path_under_the_base_url(sandbox: Sandbox) -> None:
+    with fast_client(sandbox) as client:
+        for path in ("api/v1/customers", "@evil.example/x", "/a b", "/a\\\\b", "https://evil.example/x"):
+            with pytest.raises(ValueError, match="must be a path"):
+                client.request("GET", path)
+    assert sandbox.journal() == []

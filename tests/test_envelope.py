@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from billbee_provider.api.envelope import unwrap, unwrap_bare
+from billbee_provider.api.envelope import check_answer, unwrap, unwrap_bare
 from billbee_provider.api.errors import (
     BillbeeApiError,
     BillbeeAuthError,
+    BillbeeError,
     BillbeeInvalidDataError,
     BillbeeNotFoundError,
     BillbeeTransientError,
@@ -105,3 +107,24 @@ def test_long_messages_are_shortened() -> None:
     with pytest.raises(BillbeeApiError) as err:
         unwrap(200, {"ErrorCode": 9, "ErrorMessage": "x" * 5000}, what="POST x")
     assert len(str(err.value)) < 400
+
+
+def test_check_answer_raises_what_unwrap_raises_and_passes_any_success() -> None:
+    for status, payload in (
+        (200, {"ErrorCode": 0, "Data": []}),
+        (200, {"Customers": []}),
+        (200, None),
+        (201, {"ErrorCode": "0"}),
+    ):
+        check_answer(status, payload, what="GET /x")
+    failures: list[tuple[int, Any]] = [
+        (404, None),
+        (400, {"Message": "bad", "ModelState": {"model.Type": ["no"]}}),
+        (200, {"ErrorCode": 11, "ErrorMessage": "Email invalid"}),
+        (200, {"ErrorCode": "x"}),
+    ]
+    for status, payload in failures:
+        with pytest.raises(BillbeeError) as by_unwrap:
+            unwrap(status, payload, what="GET /x")
+        with pytest.raises(type(by_unwrap.value), match=re.escape(str(by_unwrap.value))):
+            check_answer(status, payload, what="GET /x")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from billbee_provider.api.errors import (
@@ -55,7 +55,6 @@ class ApiResult:
 
     data: Any
     paging: Paging | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def unwrap(status: int, payload: Any, *, what: str) -> ApiResult:
@@ -90,6 +89,23 @@ def unwrap_bare(status: int, payload: Any, *, what: str) -> dict[str, Any]:
     if not isinstance(payload, Mapping):
         raise BillbeeApiError(f"{what}: HTTP {status} answer is not a JSON object", status=status)
     return dict(payload)
+
+
+def check_answer(status: int, payload: Any, *, what: str) -> None:
+    """Raise the error an answer of any shape carries; return if it is a success.
+
+    For callers that keep the answer whole (``BillbeeHook.run``): a non-2xx status, or an
+    ``ErrorCode`` other than 0, raises as :func:`unwrap` would. Anything else (an
+    ``ApiResult`` with ``ErrorCode`` 0, a bare object, no JSON at all) passes.
+
+    :raises BillbeeError: a subclass saying what went wrong.
+    """
+    if status >= 300:
+        raise error_for_status(status, payload, what=what)
+    if isinstance(payload, Mapping) and "ErrorCode" in payload:
+        code = json_int(payload.get("ErrorCode"))
+        if code != 0:
+            raise error_for_code(code, payload, status=status, what=what)
 
 
 def error_for_status(status: int, payload: Any, *, what: str) -> BillbeeError:
