@@ -94,4 +94,8 @@ def test_as_bool_and_field_paths() -> None:
     assert as_bool("True", "x") is True and as_bool("false", "x") is False and as_bool(False, "x") is False
     with pytest.raises(AirflowFailException, match="dry_run must be true or false"):
         as_bool("maybe", "dry_run")
+    # One rule with the connection's flags: an empty render or "None" is a mistake, not False.
+    for blank in ("", " ", "None", None):
+        with pytest.raises(AirflowFailException, match="dry_run must be true or false, got"):
+            as_bool(blank, "dry_run")
     assert field_paths(BODY)[-2:] == ["Address.CountryCode", "Address.AddressType"]

@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from billbee_provider.customers import schema as customer_schema
 from billbee_provider.customers.schema import (
+    CHECKED_FORMATS,
     CustomerValidationError,
     CustomerValidator,
     get_validator,
@@ -130,6 +131,22 @@ def test_every_object_forbids_additional_properties() -> None:
     objects = [schema, *schema["$defs"].values()]
     assert all(obj["additionalProperties"] is False for obj in objects)
     assert not any("required" in obj for obj in objects)
+
+
+def test_every_format_the_schema_uses_is_checked_by_the_provider() -> None:
+    """No ``format`` is left to a checker that is not there (or to jsonschema's stock one)."""
+
+    def formats(node: object) -> set[str]:
+        if isinstance(node, dict):
+            own = {node["format"]} if isinstance(node.get("format"), str) else set()
+            return own.union(*(formats(child) for child in node.values()))
+        if isinstance(node, list):
+            return set().union(*(formats(child) for child in node))
+        return set()
+
+    assert formats(load_schema()) == set(CHECKED_FORMATS) == {"email", "date-time"}
+    assert get_validator().problems({"ArchivedAt": "2022-08-16T14:47:00"}) == []  # no offset: fine
+    assert get_validator().problems({"Email": "a@b@c"}) != []  # more than "@" in s
 
 
 def test_country_codes_are_the_249_official_alpha_2_codes() -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from billbee_provider.api.errors import shorten
 from billbee_provider.customers.schema import load_schema
 
 _SHOWN_CHARS: Final = 60
@@ -176,8 +177,7 @@ def _place(body: dict[str, Any], column: str, value: Any) -> str | None:
 
 
 def _show(cell: str) -> str:
-    text = repr(cell)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+    return shorten(repr(cell), _SHOWN_CHARS)
 
 
 def body_key(body: Mapping[str, Any]) -> str | None:

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from billbee_provider.api.config import parse_flag
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from billbee_provider.hooks.billbee import BillbeeHook
-
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off", "", "none"})
 
 
 class BillbeeCustomerBodyOperator(BaseOperator):
@@ -170,15 +169,17 @@ def parse_body(value: object) -> object:
 
 
 def as_bool(value: object, name: str) -> bool:
-    """Read a bool that may arrive as rendered template text."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise AirflowFailException(f"{name} must be true or false, got {value!r}")
+    """Read a bool that may arrive as rendered template text (see :func:`parse_flag`).
+
+    :param value: a bool, or text such as ``"true"``/``"False"``/``"0"``.
+    :param name: the parameter's name, for the message.
+    :raises AirflowFailException: for anything else, empty text and ``"None"`` included
+        (a setting that renders empty is a mistake, not a silent ``False``).
+    """
+    try:
+        return parse_flag(value)
+    except ValueError as exc:
+        raise AirflowFailException(f"{name} {exc}") from None
 
 
 def field_paths(body: Mapping[str, Any], prefix: str = "") -> list[str]:
