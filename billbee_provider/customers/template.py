@@ -41,41 +41,54 @@ runaway loop, a huge repetition), not attacks:
 * ``*`` repeating a string or list, and ``**``, are bounded;
 * a leaf renders at most ``max_output_chars`` characters.
 
-This module does not import Airflow.
+The sandbox and these limits are in :mod:`billbee_provider.customers.jinja_sandbox`;
+this module compiles the template's tree and renders rows. It does not import Airflow.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Final, NoReturn, TypeAlias
+from typing import Any, Final, TypeAlias
 
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, meta, nodes, pass_context
+from jinja2 import Template, TemplateSyntaxError, meta, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-#: Default limit of the characters one leaf may render to.
-MAX_OUTPUT_CHARS: Final = 10_000
-#: The most items ``range`` may give.
-MAX_RANGE: Final = 10_000
-#: The most bits an integer ``**`` may produce.
-MAX_POWER_BITS: Final = 4_096
-#: The most loop iterations and calls the leaves of one row may make together.
-MAX_STEPS: Final = 50_000
+from billbee_provider.customers.jinja_sandbox import (
+    MAX_OUTPUT_CHARS,
+    MAX_POWER_BITS,
+    MAX_RANGE,
+    MAX_STEPS,
+    OutputTooLong,
+    Row,
+    Sandbox,
+    count_loop_steps,
+    row_fields,
+    step_budget,
+)
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_OUTPUT_CHARS",
+    "MAX_POWER_BITS",
+    "MAX_RANGE",
+    "MAX_STEPS",
+    "BodyTemplate",
+    "RowTemplateError",
+    "TemplateError",
+    "template_from_json",
+]
+
 #: The deepest a template's objects and lists may nest (a customer body needs 3).
 MAX_DEPTH: Final = 32
 
 #: The names a template may use besides its own variables and the sandbox's globals.
 _NAMES: Final = frozenset({"row"})
-# The filter the compiler wraps around every loop's iterable, to count its steps.
-_STEP_FILTER: Final = "billbee_count_steps"
 _SINGLE_EXPRESSION: Final = re.compile(r"\s*\{\{[-+]?(.*?)[-+]?\}\}\s*", re.DOTALL)
 # Exceptions whose text describes the template or a type, never a row's values; the
 # text of any other exception (ValueError: "invalid literal ... 'Jürgen'") is withheld.
@@ -111,150 +124,12 @@ class _Empty:
 _EMPTY: Final = _Empty()
 
 
-class _OutputTooLong(SecurityError):
-    """A leaf rendered more characters than allowed."""
-
-
-class _Steps:
-    """What is left of :data:`MAX_STEPS` while one row renders."""
-
-    def __init__(self) -> None:
-        self.left = MAX_STEPS
-
-    def take(self) -> None:
-        self.left -= 1
-        if self.left < 0:
-            raise SecurityError(f"more than {MAX_STEPS} loop iterations and calls are not allowed")
-
-
-_STEPS: ContextVar[_Steps | None] = ContextVar("billbee_template_steps", default=None)
-
-
-def _take_step() -> None:
-    steps = _STEPS.get()
-    if steps is not None:
-        steps.take()
-
-
-@pass_context  # also keeps the compiler from running it on constant lists
-def _count_steps(context: Context, iterable: Iterable[Any]) -> Iterator[Any]:
-    for item in iterable:
-        _take_step()
-        yield item
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with errors instead of silence for unsafe access, and size limits."""
-
-    # Intercepted operators are also never constant-folded at compile time, so
-    # ``{{ 'x' * 10**9 }}`` cannot allocate a gigabyte while compiling either.
-    intercepted_binops = frozenset({"*", "**"})
-
-    def __init__(self, max_output_chars: int) -> None:
-        super().__init__(undefined=ChainableUndefined, autoescape=False)
-        self.max_output_chars = max_output_chars
-        self.globals["range"] = _bounded_range
-        # lipsum(n) writes n paragraphs: no use in a customer body, only a way to hang.
-        self.globals.pop("lipsum", None)
-        self.filters[_STEP_FILTER] = _count_steps
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
-        # The default returns an undefined that ChainableUndefined renders as "":
-        # a template reaching for internals would silently "work". Fail instead.
-        hint = f"; for a column of that name write row[{attribute!r}]" if isinstance(obj, _Row) else ""
-        raise SecurityError(f"access to attribute {attribute!r} is not allowed{hint}")
-
-    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        _take_step()  # every call: a macro calling itself twice cannot run for hours
-        return super().call(context, obj, *args, **kwargs)
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            _check_repeat(left, right, self.max_output_chars)
-        elif operator == "**":
-            _check_power(left, right)
-        return super().call_binop(context, operator, left, right)
-
-
-def _bounded_range(*args: int) -> range:
-    numbers = range(*args)
-    try:
-        size = len(numbers)
-    except OverflowError:
-        size = MAX_RANGE + 1
-    if size > MAX_RANGE:
-        raise SecurityError(f"range() of more than {MAX_RANGE} items is not allowed")
-    return numbers
-
-
-def _check_repeat(left: Any, right: Any, limit: int) -> None:
-    for sequence, times in ((left, right), (right, left)):
-        repeats = isinstance(sequence, str | list | tuple) and isinstance(times, int)
-        if repeats and len(sequence) * times > limit:
-            raise SecurityError(f"repeating to more than {limit} items is not allowed")
-
-
-def _check_power(base: Any, exponent: Any) -> None:
-    integers = isinstance(base, int) and isinstance(exponent, int)
-    if integers and exponent > 0 and base.bit_length() * exponent > MAX_POWER_BITS:
-        raise SecurityError(f"a power of more than {MAX_POWER_BITS} bits is not allowed")
-
-
-class _Row:
-    """What a template sees as ``row``: columns as attributes and items.
-
-    Not a dict, on purpose: ``row.items`` or ``row.values`` must be the columns named so,
-    not dict methods.
-    """
-
-    __slots__ = ("_fields",)
-
-    def __init__(self, fields: Mapping[str, Any]) -> None:
-        self._fields = fields
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            # Never an attribute: the sandbox then falls back to row[name], so a column
-            # "_id" still works, and Python's and Jinja's dunder probes find nothing.
-            raise AttributeError(name)
-        try:
-            return _wrap(self._fields[name])
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return _wrap(self._fields[name])
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._fields
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fields)
-
-    def __len__(self) -> int:
-        return len(self._fields)
-
-    def __str__(self) -> str:
-        # Else "<..._Row object at 0x7f...>" would go to Billbee as, say, the street.
-        raise TypeError(
-            "an object column cannot be written as text; write one of its fields, e.g. row.x.city"
-        )
-
-    def _as_dict(self) -> dict[str, Any]:
-        # Private, so that a column named like it is not shadowed (see __getattr__).
-        return dict(self._fields)
-
-
-def _wrap(value: Any) -> Any:
-    return _Row(value) if isinstance(value, Mapping) else value
-
-
 @dataclass(frozen=True, slots=True)
 class _Leaf:
     """A compiled string leaf: ``evaluate(row)`` gives the value or raises."""
 
     path: str
-    evaluate: Callable[[_Row], Any]
+    evaluate: Callable[[Row], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +161,7 @@ class BodyTemplate:
     def __init__(self, template: Mapping[str, Any], *, max_output_chars: int = MAX_OUTPUT_CHARS) -> None:
         if not isinstance(template, Mapping):
             raise TemplateError("<template>: must be a JSON object in the shape of a Billbee customer")
-        self._env = _Sandbox(max_output_chars)
+        self._env = Sandbox(max_output_chars)
         self._root = _compile(self._env, template, ())
 
     def render_row(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -297,11 +172,8 @@ class BodyTemplate:
             ``<leaf path>: <reason>`` per failed leaf.
         """
         problems: list[str] = []
-        token = _STEPS.set(_Steps())
-        try:
-            body = _render(self._root, _Row(row), self._env.max_output_chars, problems)
-        finally:
-            _STEPS.reset(token)
+        with step_budget():
+            body = _render(self._root, Row(row), self._env.max_output_chars, problems)
         return (body if isinstance(body, dict) else {}), problems
 
     def render(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,7 +216,7 @@ def _dotted(path: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in path) or "<template>"
 
 
-def _compile(env: _Sandbox, value: Any, path: tuple[str | int, ...]) -> _Node:
+def _compile(env: Sandbox, value: Any, path: tuple[str | int, ...]) -> _Node:
     if len(path) > MAX_DEPTH:
         raise TemplateError(f"{_dotted(path[:MAX_DEPTH])}: nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, Mapping):
@@ -360,7 +232,7 @@ def _compile(env: _Sandbox, value: Any, path: tuple[str | int, ...]) -> _Node:
     raise TemplateError(f"{_dotted(path)}: a {type(value).__name__} is not a JSON value")
 
 
-def _compile_text(env: _Sandbox, text: str, path: str) -> _Leaf:
+def _compile_text(env: Sandbox, text: str, path: str) -> _Leaf:
     try:
         tree = env.parse(text)
         _refuse_private_access(tree, path)
@@ -370,7 +242,7 @@ def _compile_text(env: _Sandbox, text: str, path: str) -> _Leaf:
             with_native_type = _native_leaf(env, single.group(1), path)
             if with_native_type is not None:
                 return with_native_type
-        template = env.from_string(_count_loop_steps(tree))
+        template = env.from_string(count_loop_steps(tree))
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{path}: {exc.message}") from None
     except (RecursionError, SyntaxError):  # Jinja's parser or Python's compiler gave up
@@ -378,7 +250,7 @@ def _compile_text(env: _Sandbox, text: str, path: str) -> _Leaf:
     return _Leaf(path, lambda row: _render_text(template, row, env.max_output_chars))
 
 
-def _native_leaf(env: _Sandbox, expression: str, path: str) -> _Leaf | None:
+def _native_leaf(env: Sandbox, expression: str, path: str) -> _Leaf | None:
     """Compile ``{{ expression }}`` to keep its type; ``None`` if it is really several."""
     try:
         compiled = env.compile_expression(expression, undefined_to_none=True)
@@ -414,38 +286,21 @@ def _refuse_unknown_names(tree: nodes.Template, path: str) -> None:
         )
 
 
-def _count_loop_steps(tree: nodes.Template) -> nodes.Template:
-    """Make every ``{% for %}`` count its iterations against :data:`MAX_STEPS`.
-
-    A recursive loop's ``loop(children)`` iterates ``children``: those count as well.
-    """
-    for loop in tree.find_all(nodes.For):
-        loop.iter = _counted(loop.iter)
-    for call in tree.find_all(nodes.Call):
-        if isinstance(call.node, nodes.Name) and call.node.name == "loop" and len(call.args) == 1:
-            call.args[0] = _counted(call.args[0])
-    return tree
-
-
-def _counted(iterable: nodes.Node) -> nodes.Filter:
-    return nodes.Filter(iterable, _STEP_FILTER, [], [], None, None, lineno=iterable.lineno)
-
-
-def _evaluate(expression: TemplateExpression, row: _Row, limit: int) -> Any:
+def _evaluate(expression: TemplateExpression, row: Row, limit: int) -> Any:
     value = _plain(expression(row=row))
     if isinstance(value, str) and len(value) > limit:
-        raise _OutputTooLong(f"renders more than {limit} characters")
+        raise OutputTooLong(f"renders more than {limit} characters")
     return value
 
 
-def _render_text(template: Template, row: _Row, limit: int) -> str:
+def _render_text(template: Template, row: Row, limit: int) -> str:
     parts: list[str] = []
     size = 0
     # Generated piece by piece, so a runaway loop stops at the limit, not at the end.
     for part in template.generate(row=row):
         size += len(part)
         if size > limit:
-            raise _OutputTooLong(f"renders more than {limit} characters")
+            raise OutputTooLong(f"renders more than {limit} characters")
         parts.append(part)
     return "".join(parts)
 
@@ -456,8 +311,8 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, str):
         return str(value)  # also unwraps Markup
-    if isinstance(value, _Row):
-        return _plain(value._as_dict())
+    if isinstance(value, Row):
+        return _plain(row_fields(value))
     if isinstance(value, Decimal) and value.is_finite():
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime | date | time):
@@ -469,7 +324,7 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"the expression gives a {type(value).__name__}, which is not a JSON value")
 
 
-def _render(node: _Node, row: _Row, limit: int, problems: list[str]) -> Any:
+def _render(node: _Node, row: Row, limit: int, problems: list[str]) -> Any:
     if isinstance(node, _Leaf):
         try:
             value = node.evaluate(row)
