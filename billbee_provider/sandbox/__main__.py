@@ -3,6 +3,9 @@
 Every option can also come from an environment variable ``BILLBEE_SANDBOX_<NAME>``
 (``--api-key`` → ``BILLBEE_SANDBOX_API_KEY``); a command-line option wins. Prefer the
 variables for the key and password: command lines are visible to other users.
+
+The server (fastapi, starlette, uvicorn: the ``[sandbox]`` extra) is imported only when
+it starts, so ``--help`` and bad options are answered without it.
 """
 
 from __future__ import annotations
@@ -15,19 +18,23 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
-
-import uvicorn
+from typing import TYPE_CHECKING, Any
 
 from billbee_provider.sandbox import config as defaults
-from billbee_provider.sandbox.app import create_app
 from billbee_provider.sandbox.config import SandboxConfig
-from billbee_provider.sandbox.context import SandboxContext
 from billbee_provider.sandbox.faults import Burst, Faults
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from billbee_provider.sandbox.context import SandboxContext
 
 ENV_PREFIX = "BILLBEE_SANDBOX_"
 #: Exit code when the server could not start (e.g. the port is taken), as uvicorn's.
 STARTUP_FAILURE = 3
+#: Exit code for bad options and for missing server dependencies, as argparse's.
+USAGE_ERROR = 2
+INSTALL_HINT = "pip install 'airflow-provider-billbee[sandbox]'"
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off", ""})
 
 logger = logging.getLogger("billbee_provider.sandbox")
@@ -37,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until SIGTERM or Ctrl-C.
 
     :param argv: the arguments without the program name; default ``sys.argv[1:]``.
-    :return: 0 after a clean stop, 2 for bad options, 3 if the server could not start.
+    :return: 0 after a clean stop, 2 for bad options or a missing server dependency,
+        3 if the server could not start.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -45,6 +53,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        import uvicorn
+
+        from billbee_provider.sandbox.app import create_app
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] == "billbee_provider":
+            raise  # our own module is broken: not a missing extra
+        missing = exc.name or str(exc)
+        print(
+            f"billbee-sandbox: the sandbox server needs {missing}, which is not installed: {INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
