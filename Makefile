@@ -15,7 +15,7 @@ export AIRFLOW_CONN_BILLBEE_EXAMPLE_SHOP := {"conn_type": "sqlite", "host": "$(A
 
 SANDBOX_PORT ?= 8765
 
-.PHONY: install demo test lint typecheck pytest soak airflow sandbox audit clean
+.PHONY: install demo test test-quick lint typecheck pytest soak airflow sandbox audit clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+## test-quick: the tests not marked slow (no Airflow CLI runs, fault matrix or kills), ~1-2 minutes
+test-quick: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
 
 ## soak: 2,000 customers through every fault, SIGKILLs included (0 duplicates, 0 lost), then
 ## the property-based tests with the long hypothesis profile

@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import SECRET_KEY, Sandbox, assert_no_secret
 
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
 DAG_ID = "billbee_create_customer"
 
 CUSTOMER = {

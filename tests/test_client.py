@@ -72,6 +72,7 @@ def test_get_iterate_search_and_address(sandbox: Sandbox) -> None:
             client.get_customer(999)
 
 
+@pytest.mark.slow
 def test_paces_creates_to_two_per_second_without_429(sandbox: Sandbox) -> None:
     with fast_client(sandbox) as client:
         started = time.monotonic()
@@ -83,6 +84,7 @@ def test_paces_creates_to_two_per_second_without_429(sandbox: Sandbox) -> None:
     assert client.stats.throttled == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("retry_after", [True, False])
 def test_429_is_waited_out_and_nothing_duplicated(
     make_sandbox: Callable[..., Sandbox], retry_after: bool
@@ -98,6 +100,7 @@ def test_429_is_waited_out_and_nothing_duplicated(
     assert len(sandbox.customers()) == 6
 
 
+@pytest.mark.slow
 def test_503_is_retried_for_creates(make_sandbox: Callable[..., Sandbox]) -> None:
     sandbox = make_sandbox(faults=_faults(fail_rate=0.5))
     with fast_client(sandbox, max_retries=10, endpoint_rate_limit=50, account_rate_limit=50) as client:
@@ -177,6 +180,7 @@ def _faults(**switches: Any) -> Any:
     return Faults(**switches)
 
 
+@pytest.mark.slow
 def test_backoff_restarts_for_every_request(sandbox: Sandbox) -> None:
     """Backoff grows with the attempts of one request, not with the client's lifetime."""
     with socket.socket() as s:

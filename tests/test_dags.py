@@ -6,11 +6,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 DAGS = REPO / "dags"
 
 
+@pytest.mark.airflow
 def test_dagbag_has_no_import_errors() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -22,6 +25,7 @@ def test_dagbag_has_no_import_errors() -> None:
     assert set(dag.params.keys()) == {"customer", "dry_run"}
 
 
+@pytest.mark.airflow
 def test_import_dags_share_the_xcom_wired_validate_create_report_group() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -48,6 +52,8 @@ def test_example_customer_is_valid() -> None:
     assert get_validator().problems(EXAMPLE_CUSTOMER) == []
 
 
+@pytest.mark.airflow
+@pytest.mark.slow
 def test_dag_files_import_no_heavy_modules() -> None:
     """Beyond what ``airflow.sdk`` itself loads, a DAG file must not pull in HTTP or schema code."""
     probe = f"""

@@ -13,7 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import AIRFLOW, REPO, Sandbox, airflow_env
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 SAMPLE = REPO / "dags" / "data" / "customers_sample.csv"
 

@@ -16,6 +16,8 @@ from billbee_provider.operators.customers import (
 )
 from tests.conftest import Sandbox
 
+pytestmark = pytest.mark.airflow  # the operators' execute, with Airflow's connections
+
 BODY: dict[str, Any] = {
     "Name": "Renée Größer",
     "Email": "renee.groesser@example.de",

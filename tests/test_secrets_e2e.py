@@ -14,7 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import REPO, Sandbox
+
+pytestmark = pytest.mark.airflow
 
 EXAMPLE_DAGS = {"billbee_create_customer", "billbee_import_customers", "billbee_sync_customers_sql"}
 INVALID = {
@@ -49,6 +53,7 @@ def test_every_example_dag_is_covered_here() -> None:
     assert example_dag_ids() == EXAMPLE_DAGS
 
 
+@pytest.mark.slow
 def test_every_example_dag_leaks_no_secret_and_logs_no_personal_data(
     run_airflow: Callable[..., Any], secret_sandbox: Sandbox, tmp_path: Path
 ) -> None:

@@ -320,6 +320,7 @@ def test_first_row_does_not_read_the_whole_file(big_csv: Path) -> None:
     rows.close()
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_200k_rows(big_csv: Path) -> None:
     tracemalloc.start()
     try:

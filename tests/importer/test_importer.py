@@ -138,6 +138,7 @@ def assert_no_personal_data(text: str, bodies: list[dict[str, Any]]) -> None:
 # -- rate ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_thirty_customers_at_the_real_limit(
     sandbox: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -161,6 +162,7 @@ def test_thirty_customers_at_the_real_limit(
     json.dumps(summary.as_dict())  # XCom-ready
 
 
+@pytest.mark.slow
 def test_slow_answers_overlap_to_keep_two_per_second(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
@@ -227,6 +229,7 @@ def test_if_exists_fail_names_rows_and_sends_nothing(
 # -- faults and resume --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lost_answers_and_503s_create_every_row_exactly_once(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -272,6 +275,7 @@ def test_resume_resolves_sending_rows_by_email_and_sends_the_absent_ones(
     assert set(emails_in(sandbox).values()) == {1} and len(emails_in(sandbox)) == 4
 
 
+@pytest.mark.slow
 def test_killed_runs_then_rerun_create_each_customer_exactly_once(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:

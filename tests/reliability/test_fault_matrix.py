@@ -73,6 +73,7 @@ def record(tally: Tally) -> Tally:
     return tally
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.fault for c in CASES])
 def test_fault_switch(case: Case, tmp_path: Path) -> None:
     tally = record(run_case(case, tmp_path))
@@ -80,6 +81,7 @@ def test_fault_switch(case: Case, tmp_path: Path) -> None:
         assert tally.notes["in_doubt_events"] > 0, "a create should have outlasted the read timeout"
 
 
+@pytest.mark.slow
 def test_dropped_answers_were_in_doubt_and_found() -> None:
     """The drop case really lost answers, and the end-of-run scan found those customers."""
     drops = [t for t in TABLE if t.fault.startswith("dropped after commit")]
@@ -89,6 +91,7 @@ def test_dropped_answers_were_in_doubt_and_found() -> None:
     assert drops[0].notes["found_by_email"] == drops[0].notes["in_doubt_events"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("down", [2.0, 20.0], ids=["2s", "20s"])
 def test_connection_refused_then_back(down: float, tmp_path: Path) -> None:
     """2 s: the client's retries outlast it. 20 s: some rows' retries run out (``failed``)
@@ -102,18 +105,21 @@ def test_connection_refused_then_back(down: float, tmp_path: Path) -> None:
     assert tally.notes["in_doubt_refused"] == 0, tally
 
 
+@pytest.mark.slow
 def test_sigkill_three_times_then_a_torn_ledger_then_complete(tmp_path: Path) -> None:
     tally = record(run_kills(tmp_path))
     assert tally.notes["killed"] == 3
     assert tally.notes["found_by_email"] > 0, "a kill should have left a committed create in doubt"
 
 
+@pytest.mark.slow
 def test_two_imports_of_one_account_at_once(tmp_path: Path) -> None:
     tally = record(run_two_imports(tmp_path))
     created, existing = (sorted(c.get(s, 0) for c in tally.notes["counts"]) for s in ("created", "existing"))
     assert created == [0, tally.rows] and existing == [0, tally.rows]  # one waited, then found all
 
 
+@pytest.mark.slow
 def test_two_imports_without_the_lock_do_duplicate(tmp_path: Path) -> None:
     """The control: the same two imports, each with its own lock directory, create duplicates."""
     tally = run_two_imports(tmp_path, same_lock_dir=False)
