@@ -101,7 +101,7 @@ def write_back(extracted: dict[str, Any], created: dict[str, Any], conn_id: str)
 
     from example_shop import write_billbee_ids
 
-    from billbee_provider.imports.writeback import key_id_pairs
+    from billbee_provider.imports.report import key_id_pairs
     from billbee_provider.operators.imports import db_hook, to_location
 
     if created.get("dry_run"):

@@ -3,8 +3,10 @@
 :func:`prepare` streams the rows once. Each row is turned into a customer body, checked
 against Billbee's schema and the import's own rules, and written either to the staging
 file (JSON Lines, one ``{"row": n, "key": ..., "body": {...}}`` per valid row) or to the
-rejects file (CSV: ``row, line, key, stage, problems``). Only counts and paths come
-back, never rows, so the summary can go to XCom. Log lines name counts only: rows hold
+rejects file (CSV: ``row, line, key, stage, problems``); both formats and their writers
+are in :mod:`billbee_provider.imports.files`. A location is replaced as a whole
+(:func:`~billbee_provider.imports.storage.replace`): a reader never sees half a file. Only
+counts and paths come back, never rows, so the summary can go to XCom. Log lines name counts only: rows hold
 personal data.
 
 This module does not import Airflow.
@@ -12,38 +14,29 @@ This module does not import Airflow.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
-import io
-import json
 import logging
-import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Final, Protocol, TypeAlias, cast
-
-import fsspec  # type: ignore[import-untyped, unused-ignore]
+from typing import IO, Any, Final, Protocol, TypeAlias
 
 from billbee_provider.customers.mapping import body_key
 from billbee_provider.customers.schema import CustomerValidator, get_validator
-from billbee_provider.imports.extract import Location, Openable, SourceRow, describe_location
+from billbee_provider.imports.extract import SourceRow
+from billbee_provider.imports.files import (
+    VALIDATE_STAGE,
+    RejectsWriter,
+    binary_target,
+    csv_target,
+    staging_line,
+    target_name,
+)
+from billbee_provider.imports.storage import Location
 
 log = logging.getLogger(__name__)
 
-#: The columns of a rejects file.
-REJECT_COLUMNS: Final = ("row", "line", "key", "stage", "problems")
-#: How the problems of one row are joined in the rejects file.
-PROBLEM_SEPARATOR: Final = " | "
-#: Excel opens a CSV file with a byte order mark as UTF-8 (umlauts right), without as ANSI.
-REJECTS_ENCODING: Final = "utf-8-sig"
 _PROGRESS_SECONDS: Final = 30.0
-# A cell starting with one of these is a formula to Excel ("CSV injection").
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
-# UTF-8 cannot carry these; a JSON source can hold them as "\ud800" escapes.
-_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 #: Turns a source row into a body and its conversion or template problems.
 ToBody: TypeAlias = Callable[[SourceRow], tuple[dict[str, Any], list[str]]]
@@ -100,36 +93,6 @@ class TooManyRejects(ValueError):
         self.limit = limit
 
 
-class RejectsWriter:
-    """Writes rejected rows as CSV, every cell quoted, problems joined by ``" | "``.
-
-    A cell that Excel would run as a formula (starting with ``=``, ``+``, ``-``, ``@``)
-    gets a leading ``'``: the file is meant to be opened in a spreadsheet.
-
-    :param stream: the text stream to write to (opened with ``newline=""``).
-    :param header: whether to write the header line first.
-    """
-
-    def __init__(self, stream: IO[str], *, header: bool = True) -> None:
-        self._writer = csv.writer(stream, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-        if header:
-            self._writer.writerow(REJECT_COLUMNS)
-
-    def write(
-        self, *, row: int, line: int | None, key: str | None, stage: str, problems: Sequence[str]
-    ) -> None:
-        """Write one rejected row.
-
-        :param row: the source row number.
-        :param line: the physical line the row starts on, if the source has lines.
-        :param key: the row's key (see :func:`~billbee_provider.customers.mapping.body_key`).
-        :param stage: the stage that rejected the row, e.g. ``validate``.
-        :param problems: every problem, each ``<path>: <reason>``.
-        """
-        cells = (row, "" if line is None else line, key or "", stage, PROBLEM_SEPARATOR.join(problems))
-        self._writer.writerow([_defused(_escape_surrogates(str(cell))) for cell in cells])
-
-
 class _Checks:
     """Every check of a body: the schema, ``extra_schema`` and ``required_fields``."""
 
@@ -174,9 +137,9 @@ def prepare(
         ``lambda row: body_from_dotted(row.fields)`` or
         ``lambda row: template.render_row(row.fields)``.
     :param staging: where valid rows go: a binary stream, or a location (URL, path,
-        ``ObjectStoragePath``) to create; UTF-8 JSON Lines.
-    :param rejects: where rejected rows go: a text stream, or a location to create as
-        UTF-8 with a byte order mark.
+        ``ObjectStoragePath``) to create or replace; UTF-8 JSON Lines.
+    :param rejects: where rejected rows go: a text stream, or a location to create or
+        replace as UTF-8 with a byte order mark.
     :param validator: the schema check; the shared customer validator by default.
     :param required_fields: dotted paths this import requires, e.g. ``["Email", "Address.City"]``.
     :param extra_schema: a JSON Schema (draft 2020-12) every body must meet as well.
@@ -188,14 +151,14 @@ def prepare(
     """
     _check_max_rejects(max_rejects)
     checks = _Checks(validator or get_validator(), required_fields, extra_schema)
-    with _binary_target(staging) as staged, _text_target(rejects) as rejected:
+    with binary_target(staging) as staged, csv_target(rejects) as rejected:
         valid, rejected_count = _split(rows, to_body, checks, staged, RejectsWriter(rejected))
     summary = PrepareSummary(
         rows_read=valid + rejected_count,
         valid=valid,
         rejected=rejected_count,
-        staging=_target_name(staging),
-        rejects=_target_name(rejects),
+        staging=target_name(staging),
+        rejects=target_name(rejects),
     )
     log.info("Prepared %d rows: %d valid, %d rejected", summary.rows_read, valid, rejected_count)
     if max_rejects is not None and _too_many(summary, max_rejects):
@@ -215,13 +178,13 @@ def _split(
         body, problems = _checked_body(row, to_body, checks)
         key = body_key(body)
         if not problems:
-            encoded = _staging_line(row.number, key, body)
+            encoded = staging_line(row.number, key, body)
             if isinstance(encoded, bytes):
                 staged.write(encoded)
                 valid += 1
                 continue
             problems = [encoded]
-        rejects.write(row=row.number, line=row.line, key=key, stage="validate", problems=problems)
+        rejects.write(row=row.number, line=row.line, key=key, stage=VALIDATE_STAGE, problems=problems)
         rejected += 1
     return valid, rejected
 
@@ -237,17 +200,6 @@ def _checked_body(row: SourceRow, to_body: ToBody, checks: _Checks) -> tuple[dic
     if not body and not problems:
         problems.append("<body>: no field is set")
     return body, list(dict.fromkeys(problems))
-
-
-def _staging_line(number: int, key: str | None, body: dict[str, Any]) -> bytes | str:
-    """The staging line of a valid row, or the problem that keeps it from being written."""
-    try:
-        text = json.dumps({"row": number, "key": key, "body": body}, ensure_ascii=False, allow_nan=False)
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        return "<body>: contains a lone surrogate (\\ud800-\\udfff), which UTF-8 cannot carry"
-    except (TypeError, ValueError) as exc:
-        return f"<body>: cannot be written as JSON: {exc}"
 
 
 def _missing(body: Mapping[str, Any], path: str) -> bool:
@@ -276,61 +228,3 @@ def _too_many(summary: PrepareSummary, limit: int | float) -> bool:
     if isinstance(limit, int):
         return summary.rejected > limit
     return summary.rows_read > 0 and summary.rejected / summary.rows_read > limit
-
-
-def _escape_surrogates(cell: str) -> str:
-    """Write a lone surrogate as its escape, ``\\ud800``: the rejects file is UTF-8."""
-    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", cell)
-
-
-def _defused(cell: str) -> str:
-    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell
-
-
-def _location(target: IO[Any] | Location) -> Location | None:
-    """The target as a location, or ``None`` if it is an open stream."""
-    if isinstance(target, str | os.PathLike | Openable):
-        return target
-    return None
-
-
-def _target_name(target: IO[Any] | Location) -> str | None:
-    location = _location(target)
-    if location is not None:
-        return describe_location(location)
-    name = getattr(target, "name", None)
-    return name if isinstance(name, str) else None
-
-
-@contextlib.contextmanager
-def _binary_target(target: IO[bytes] | Location) -> Iterator[IO[bytes]]:
-    """Yield a stream as it is (not closed here), or create the location and close it after."""
-    location = _location(target)
-    if location is None:
-        yield cast(IO[bytes], target)
-        return
-    with contextlib.ExitStack() as stack:
-        if isinstance(location, str):
-            handle = stack.enter_context(fsspec.open(location, "wb"))
-        elif isinstance(location, Openable):
-            handle = stack.enter_context(location.open("wb"))
-        else:
-            handle = stack.enter_context(open(os.fspath(location), "wb"))
-        yield handle
-
-
-@contextlib.contextmanager
-def _text_target(target: IO[str] | Location) -> Iterator[IO[str]]:
-    """Yield a text stream as it is, or create the location as UTF-8 with a BOM."""
-    location = _location(target)
-    if location is None:
-        yield cast(IO[str], target)
-        return
-    with _binary_target(location) as binary:
-        text = io.TextIOWrapper(binary, encoding=REJECTS_ENCODING, newline="")
-        try:
-            yield text
-        finally:
-            # Detach, so the binary file is closed once, by its own context manager.
-            text.flush()
-            text.detach()

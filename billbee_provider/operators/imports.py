@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
 
-    from billbee_provider.imports.extract import Location
+    from billbee_provider.imports.storage import Location
 
 #: Pool that keeps one account's imports from running side by side (see docs/import.md).
 DEFAULT_POOL = "billbee_api"
@@ -68,9 +68,10 @@ def to_location(text: str) -> Location:
 
 
 def _local(text: str) -> Path | None:
-    if text.startswith("file://"):
-        return Path(text.removeprefix("file://"))
-    return None if "://" in text else Path(text)
+    """The local path of a path or ``file://`` URL (percent-unquoted); ``None`` for other URLs."""
+    from billbee_provider.imports.storage import local_path
+
+    return local_path(text)
 
 
 def source_format(path: str, given: str | None) -> str:
@@ -109,12 +110,12 @@ class BillbeeExtractCustomersOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Snapshot the source."""
-        from billbee_provider.imports.extract import describe_location, open_binary
-        from billbee_provider.imports.ledger import open_location
+        from billbee_provider.imports.storage import describe_location, open_read, replace
 
         fmt = source_format(self.source, self.source_format)
         target = f"{output_location(self.output_dir, context)}/source.{fmt}"
-        with open_binary(to_location(self.source)) as src, open_location(to_location(target), "wb") as dst:
+        source = open_read(to_location(self.source), infer_compression_from_name=True)
+        with source as src, replace(to_location(target)) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
             size = dst.tell()
         self.log.info("Copied %s (%d bytes) to %s", describe_location(to_location(self.source)), size, target)
@@ -157,13 +158,13 @@ class BillbeeExtractCustomersSqlOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the query and write one JSON object per row."""
         from billbee_provider.imports.extract_sql import write_jsonl
-        from billbee_provider.imports.ledger import open_location
+        from billbee_provider.imports.storage import replace
 
         hook = db_hook(self.conn_id)
         target = f"{output_location(self.output_dir, context)}/source.jsonl"
         with closing(hook.get_conn()) as conn, closing(conn.cursor()) as cursor:
             cursor.execute(self.sql, self.parameters or ())
-            with open_location(to_location(target), "wb") as out:
+            with replace(to_location(target)) as out:
                 rows = write_jsonl(cursor, out, self.chunk_size)
         self.log.info("Read %d row(s) from %s into %s", rows, self.conn_id, target)
         return {"path": target, "format": "jsonl", "rows": rows}
@@ -258,7 +259,8 @@ class BillbeeValidateCustomersOperator(BaseOperator):
         return {**summary.as_dict(), **paths}
 
     def _rows(self) -> Any:
-        from billbee_provider.imports.extract import iter_csv, iter_jsonl
+        from billbee_provider.imports.extract_csv import iter_csv
+        from billbee_provider.imports.extract_jsonl import iter_jsonl
 
         location = to_location(self.source)
         if source_format(self.source, self.source_format) == "jsonl":

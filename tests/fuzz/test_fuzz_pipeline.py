@@ -24,8 +24,11 @@ from hypothesis import strategies as st
 
 from billbee_provider.customers.mapping import body_from_dotted
 from billbee_provider.customers.template import BodyTemplate, TemplateError
-from billbee_provider.imports.extract import SourceError, SourceRow, iter_csv, iter_jsonl
-from billbee_provider.imports.validate import REJECT_COLUMNS, PrepareSummary, TooManyRejects, prepare
+from billbee_provider.imports.extract import SourceError, SourceRow
+from billbee_provider.imports.extract_csv import iter_csv
+from billbee_provider.imports.extract_jsonl import iter_jsonl
+from billbee_provider.imports.files import REJECT_COLUMNS
+from billbee_provider.imports.validate import PrepareSummary, TooManyRejects, prepare
 
 from .strategies import (
     LINE_ENDINGS,

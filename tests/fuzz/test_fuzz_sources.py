@@ -17,7 +17,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from billbee_provider.imports import extract as sources
-from billbee_provider.imports.extract import SourceError, SourceRow, iter_csv, iter_jsonl
+from billbee_provider.imports.extract import SourceError, SourceRow
+from billbee_provider.imports.extract_csv import iter_csv
+from billbee_provider.imports.extract_jsonl import iter_jsonl
 
 from .strategies import (
     BAD_UTF8,

@@ -9,7 +9,7 @@ import pytest
 
 from billbee_provider.customers.mapping import body_from_dotted, body_key, field_types
 from billbee_provider.customers.schema import get_validator
-from billbee_provider.imports.extract import iter_csv
+from billbee_provider.imports.extract_csv import iter_csv
 
 ROW = {
     "Name": "Jürgen Weiß",

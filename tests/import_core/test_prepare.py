@@ -19,14 +19,11 @@ from jsonschema.exceptions import SchemaError
 
 from billbee_provider.customers.mapping import body_from_dotted
 from billbee_provider.customers.template import BodyTemplate
-from billbee_provider.imports.extract import SourceRow, iter_csv, iter_jsonl
-from billbee_provider.imports.validate import (
-    REJECT_COLUMNS,
-    PrepareSummary,
-    RejectsWriter,
-    TooManyRejects,
-    prepare,
-)
+from billbee_provider.imports.extract import SourceRow
+from billbee_provider.imports.extract_csv import iter_csv
+from billbee_provider.imports.extract_jsonl import iter_jsonl
+from billbee_provider.imports.files import REJECT_COLUMNS, RejectsWriter
+from billbee_provider.imports.validate import PrepareSummary, TooManyRejects, prepare
 
 SAMPLE = (
     "\ufeffName;Email;Type;Address.Street;Address.Housenumber;Address.Zip;Address.City;Address.CountryCode\r\n"
@@ -362,8 +359,10 @@ def test_prepare_streams_without_holding_rows(tmp_path: Path) -> None:
 def test_import_core_does_not_import_airflow() -> None:
     code = (
         "import sys\n"
-        "import billbee_provider.imports.extract, billbee_provider.customers.mapping\n"
-        "import billbee_provider.customers.template, billbee_provider.imports.validate\n"
+        "import billbee_provider.customers.mapping, billbee_provider.customers.template\n"
+        "import pkgutil, importlib, billbee_provider.imports as package\n"
+        "for module in pkgutil.iter_modules(package.__path__):\n"
+        "    importlib.import_module(f'billbee_provider.imports.{module.name}')\n"
         "loaded = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "print(loaded)\n"
         "sys.exit(1 if loaded else 0)\n"

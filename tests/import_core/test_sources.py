@@ -1,4 +1,4 @@
-"""Tests of :mod:`billbee_provider.imports.extract`: CSV and JSON Lines readers."""
+"""Tests of the source readers (:mod:`billbee_provider.imports.extract_csv`, ``extract_jsonl``)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from upath import UPath
 
-from billbee_provider.imports.extract import (
-    SourceError,
-    SourceRow,
-    describe_location,
-    detect_delimiter,
-    iter_csv,
-    iter_jsonl,
-    open_binary,
-)
+from billbee_provider.imports.extract import SourceError, SourceRow
+from billbee_provider.imports.extract_csv import detect_delimiter, iter_csv
+from billbee_provider.imports.extract_jsonl import iter_jsonl
+from billbee_provider.imports.storage import describe_location, open_read
 
 GERMAN_EXCEL = (
     "\ufeffName;Email;Type;Address.Street;Address.Housenumber;Address.City;Address.Company\r\n"
@@ -220,9 +215,9 @@ def test_compression_is_inferred_for_urls(tmp_path: Path) -> None:
     assert [row.fields for row in iter_csv(str(path))] == [{"Name": "Jürgen"}]
 
 
-def test_open_binary_reads_bytes(tmp_path: Path) -> None:
+def test_open_read_reads_bytes(tmp_path: Path) -> None:
     path = _write(tmp_path, b"abc")
-    with open_binary(path) as handle:
+    with open_read(path) as handle:
         assert handle.read() == b"abc"
 
 

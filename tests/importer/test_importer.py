@@ -19,13 +19,9 @@ import pytest
 from billbee_provider.api.client import BillbeeClient
 from billbee_provider.api.config import BillbeeConfig
 from billbee_provider.api.errors import BillbeeAuthError
-from billbee_provider.imports.create import (
-    ExistingCustomersError,
-    ImportSummary,
-    StagingError,
-    customer_emails,
-    import_customers,
-)
+from billbee_provider.imports.account import customer_emails
+from billbee_provider.imports.create import ExistingCustomersError, ImportSummary, import_customers
+from billbee_provider.imports.files import StagingError
 from billbee_provider.imports.ledger import Ledger
 from billbee_provider.sandbox import Faults
 from tests.conftest import REPO, Sandbox

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from billbee_provider.imports.ledger import Ledger, LedgerEntry, local_path
+from billbee_provider.imports.ledger import Ledger, LedgerEntry
+from billbee_provider.imports.storage import local_path
 from tests.importer import MemoryPath
 
 

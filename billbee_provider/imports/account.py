@@ -1,0 +1,134 @@
+"""What the Billbee account holds, and one import per account at a time.
+
+Knowing what exists: one paged scan, not a search per row
+    Billbee has no filter by e-mail on ``GET /api/v1/customers``, and the hits of
+    ``POST /api/v1/search`` carry only ``Id, Name, Addresses, Number``, no e-mail
+    (API-FACTS): a search per row could not even confirm a match without one more
+    ``GET /customers/{id}`` per hit. :func:`scan_account` reads every customer once at
+    ``pageSize=250`` and builds an :class:`AccountIndex` of lower-cased e-mails
+    (``Email``, the ``Default*MailAddress`` values, e-mail ``MetaData`` and address
+    e-mails, see :func:`customer_emails`).
+
+One import per account at a time
+    Two imports of one account that overlap would both scan before either creates, and
+    both create every new row. :func:`account_lock` holds an exclusive ``flock`` on the
+    file :func:`account_lock_path` names (a hash of base URL and user, no data in clear)
+    from before the scan until the last create; the kernel drops it when its holder dies.
+
+This module does not import Airflow.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from billbee_provider.api.client import MAX_PAGE_SIZE, BillbeeClient, Logger
+from billbee_provider.api.envelope import json_int
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class AccountIndex:
+    """Customer Ids of the account by lower-cased e-mail, from one paged scan.
+
+    :param ids_by_email: e-mail -> Ids of the customers having it, ascending.
+    :param customers: number of customers scanned.
+    """
+
+    ids_by_email: dict[str, list[int]] = field(default_factory=dict)
+    customers: int = 0
+
+    def find(self, key: str, exclude: Collection[int] = ()) -> int | None:
+        """The lowest Id of a customer with e-mail ``key`` that is not in ``exclude``."""
+        return next((i for i in self.ids_by_email.get(key, ()) if i not in exclude), None)
+
+    def add(self, customer: Mapping[str, Any]) -> None:
+        """Index one customer as ``GET /api/v1/customers`` answers it."""
+        self.customers += 1
+        customer_id = json_int(customer.get("Id"))
+        if customer_id is None:
+            return
+        for email in customer_emails(customer):
+            ids = self.ids_by_email.setdefault(email, [])
+            if customer_id not in ids:
+                ids.append(customer_id)
+                ids.sort()
+
+
+def customer_emails(customer: Mapping[str, Any]) -> set[str]:
+    """Every e-mail of a customer, lower-cased: ``Email``, e-mail contacts, address e-mails."""
+    values: list[Any] = [customer.get("Email")]
+    for name in ("DefaultMailAddress", "DefaultCommercialMailAddress", "DefaultStatusUpdatesMailAddress"):
+        contact = customer.get(name)
+        if isinstance(contact, Mapping):
+            values.append(contact.get("Value"))
+    for item in _mappings(customer.get("MetaData")):
+        if item.get("TypeId") == 1:  # 1 = e-mail (PHP SDK CustomerMetaData.php)
+            values.append(item.get("Value"))
+    for address in [customer.get("Address"), *_mappings(customer.get("Addresses"))]:
+        if isinstance(address, Mapping):
+            values.append(address.get("Email"))
+    return {v.strip().lower() for v in values if isinstance(v, str) and v.strip()}
+
+
+def _mappings(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def scan_account(client: BillbeeClient, log: Logger = _log) -> AccountIndex:
+    """Read every customer of the account once, at the largest page size."""
+    started = time.monotonic()
+    index = AccountIndex()
+    for customer in client.iter_customers(page_size=MAX_PAGE_SIZE):
+        index.add(customer)
+    pages = max(1, -(-index.customers // MAX_PAGE_SIZE))
+    log.info(
+        "account scan: %d customer(s), %d e-mail(s), %d page(s) in %.1f s",
+        index.customers,
+        len(index.ids_by_email),
+        pages,
+        time.monotonic() - started,
+    )
+    return index
+
+
+def account_lock_path(base_url: str, user: str, lock_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The lock file of one Billbee account: named from a hash of (base URL, user), no data in clear."""
+    digest = hashlib.sha256(f"{base_url.lower()}\n{user.strip().casefold()}".encode()).hexdigest()
+    return (
+        Path(lock_dir if lock_dir is not None else tempfile.gettempdir())
+        / f"billbee-import-{digest[:32]}.lock"
+    )
+
+
+@contextmanager
+def account_lock(path: Path, log: Logger = _log) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``; wait (and say so) while another import holds it.
+
+    The kernel releases the lock when the holder's file is closed, also when its process
+    is killed, so a crashed import never leaves the account locked.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another import of this Billbee account runs on this machine; waiting for it to end")
+            waited = time.monotonic()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            log.info("account lock acquired after %.1f s", time.monotonic() - waited)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

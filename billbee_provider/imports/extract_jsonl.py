@@ -1,0 +1,73 @@
+"""Read customer rows from JSON Lines files, one object per line, one row at a time.
+
+See :mod:`billbee_provider.imports.extract` for locations, :class:`SourceRow` and
+:class:`SourceError`. The reader streams: memory stays flat however many rows a file has.
+
+This module does not import Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Final
+
+from billbee_provider.imports.extract import SourceRow, byte_lines, checked_codec, decode_reason
+from billbee_provider.imports.storage import Location, describe_location, open_read
+
+DEFAULT_JSONL_ENCODING: Final = "utf-8"
+
+
+def iter_jsonl(location: Location, *, encoding: str = DEFAULT_JSONL_ENCODING) -> Iterator[SourceRow]:
+    """Yield one row per non-blank line of a JSON Lines file, each line one JSON object.
+
+    A line that is not a JSON object becomes a row with ``fields={}`` and a problem such
+    as ``line 7: not a JSON object: Expecting ',' delimiter at column 12``.
+
+    :param location: where the file is (see :func:`~billbee_provider.imports.storage.open_read`).
+    :param encoding: the file's encoding (UTF-8 by default; a leading BOM is ignored).
+    :return: a generator of :class:`SourceRow`.
+    """
+    name = describe_location(location)
+    codec = checked_codec(encoding, name)
+    with open_read(location, infer_compression_from_name=True) as stream:
+        number = 0
+        for line, raw in enumerate(byte_lines(stream), start=1):
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                number += 1
+                yield SourceRow(number, line, {}, [f"line {line}: {decode_reason(exc, codec)}"])
+                continue
+            text = text.removeprefix("\ufeff") if line == 1 else text
+            if text.strip():
+                number += 1
+                yield _json_row(number, line, text)
+
+
+def _json_row(number: int, line: int, text: str) -> SourceRow:
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} at column {exc.colno}"
+    except ValueError as exc:
+        reason = str(exc)
+    except RecursionError:
+        reason = "nested too deeply"
+    else:
+        if isinstance(value, dict):
+            return SourceRow(number, line, value)
+        reason = f"got {_json_kind(value)}"
+    return SourceRow(number, line, {}, [f"line {line}: not a JSON object: {reason}"])
+
+
+def _refuse_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not valid JSON")
+
+
+def _json_kind(value: object) -> str:
+    kinds: tuple[tuple[type, str], ...] = ((bool, "a boolean"), (list, "an array"), (str, "a string"))
+    for python_type, kind in kinds:
+        if isinstance(value, python_type):
+            return kind
+    return "null" if value is None else "a number"

@@ -1,0 +1,164 @@
+"""Deciding per row of the create stage: the statuses, and what happens to rows not sent.
+
+:class:`Planner` goes through the staging file in order and decides, for each row,
+whether it is sent or what its outcome is without sending: carried over from the ledger,
+found in the account (``existing``), an earlier row's e-mail (``duplicate_in_file``), or,
+for a row an earlier run sent without a known answer, found by e-mail (``created``) or
+re-sent. See :mod:`billbee_provider.imports.create` for the rules (``if_exists``,
+exactly once).
+
+This module does not import Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+from billbee_provider.imports.account import AccountIndex
+from billbee_provider.imports.files import StagedRow, StagingError, iter_staging
+from billbee_provider.imports.ledger import LedgerEntry
+from billbee_provider.imports.storage import Location
+
+Status = Literal["created", "existing", "duplicate_in_file", "rejected", "in_doubt", "failed", "would_create"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+IfExists = Literal["skip", "create", "fail"]
+#: The ``problems`` of a row resolved to a customer found by its e-mail.
+FOUND = "found by e-mail after a create without answer"
+_MAX_ROWS_IN_MESSAGE = 20
+
+
+class ExistingCustomersError(Exception):
+    """``if_exists="fail"`` and some rows' e-mails already exist in the account.
+
+    :param rows: the source row numbers concerned (the e-mails are not in the text).
+    """
+
+    def __init__(self, rows: list[int]) -> None:
+        shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_IN_MESSAGE])
+        if len(rows) > _MAX_ROWS_IN_MESSAGE:
+            shown += f" and {len(rows) - _MAX_ROWS_IN_MESSAGE} more"
+        super().__init__(
+            f"{len(rows)} row(s) have an e-mail that already exists in the Billbee account "
+            f"(rows {shown}); nothing was sent. Use if_exists='skip' to leave them out or "
+            "'create' to create them anyway"
+        )
+        self.rows = rows
+
+
+@dataclass(frozen=True, slots=True)
+class RowOutcome:
+    """The final status of one row, as the results file reports it.
+
+    :param problems: Billbee's message(s) for ``rejected``; the error for others.
+    """
+
+    row: int
+    key: str | None
+    status: Status
+    billbee_id: int | None = None
+    error_code: int | None = None
+    problems: str | None = None
+
+    @classmethod
+    def from_entry(cls, entry: LedgerEntry) -> RowOutcome:
+        """The outcome a final ledger entry stands for."""
+        status: Status = cast(Status, entry.event) if entry.final else "in_doubt"
+        return cls(entry.row, entry.key, status, entry.billbee_id, entry.error_code, entry.message)
+
+
+def unique_rows(rows: Iterable[StagedRow]) -> Iterator[StagedRow]:
+    """Pass rows through, refusing a row number seen before (results need one line per row).
+
+    :param rows: the staging file's rows.
+    :return: the same rows.
+    :raises StagingError: for a row number that appears twice.
+    """
+    seen: set[int] = set()
+    for staged in rows:
+        if staged.row in seen:
+            raise StagingError(f"row {staged.row} appears twice in the staging file")
+        seen.add(staged.row)
+        yield staged
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A row that is not sent: its outcome, and whether the ledger must record it."""
+
+    outcome: RowOutcome
+    record: bool
+
+
+class Planner:
+    """Decides, row by row in file order, what happens to a row that is not sent.
+
+    :param previous: the ledger's last entry per row.
+    :param index: the account scan (empty when none was made).
+    :param claimed: Billbee Ids already attributed to rows; shared with the run and
+        extended here, so that two rows are never resolved to the same customer.
+    """
+
+    def __init__(
+        self,
+        previous: Mapping[int, LedgerEntry],
+        index: AccountIndex,
+        if_exists: IfExists,
+        claimed: set[int],
+    ) -> None:
+        self.previous = previous
+        self.index = index
+        self.dedupe = if_exists != "create"
+        self.claimed = claimed
+        self._seen: set[str] = set()
+
+    def decide(self, staged: StagedRow) -> Decision | None:
+        """The row's outcome without sending it, or ``None``: send it."""
+        key, prev = staged.key, self.previous.get(staged.row)
+        first = self._first_sighting(key)
+        if prev is not None and prev.final:
+            return Decision(RowOutcome.from_entry(prev), record=False)
+        if prev is not None and prev.unresolved:
+            return self._resolve(staged, prev)
+        if key is None or not self.dedupe:
+            return None
+        if not first:
+            return Decision(RowOutcome(staged.row, key, "duplicate_in_file"), record=True)
+        existing = self.index.find(key)
+        if existing is not None:
+            return Decision(RowOutcome(staged.row, key, "existing", existing), record=True)
+        return None
+
+    def _first_sighting(self, key: str | None) -> bool:
+        """Whether no earlier row of the file had ``key`` (always true without a key)."""
+        if key is None:
+            return True
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+    def _resolve(self, staged: StagedRow, prev: LedgerEntry) -> Decision | None:
+        """A row sent by an earlier run without a known answer: found, reported, or re-sent."""
+        if staged.key is None:
+            outcome = RowOutcome(staged.row, None, "in_doubt", problems=prev.message)
+            return Decision(outcome, record=prev.event == "sending")
+        found = self.index.find(staged.key, self.claimed)
+        if found is None:
+            return None  # the scan came after the earlier run: the customer provably does not exist
+        self.claimed.add(found)
+        return Decision(RowOutcome(staged.row, staged.key, "created", found, problems=FOUND), record=True)
+
+
+def existing_rows(
+    staging: Location, previous: Mapping[int, LedgerEntry], index: AccountIndex, claimed: set[int]
+) -> list[int]:
+    """Rows that ``if_exists="skip"`` would report as existing (a dry pass, nothing recorded)."""
+    planner = Planner(previous, index, "fail", set(claimed))
+    rows: list[int] = []
+    for staged in iter_staging(staging):
+        decision = planner.decide(staged)
+        if decision is not None and decision.outcome.status == "existing" and decision.record:
+            rows.append(staged.row)
+    return rows

@@ -1,0 +1,288 @@
+"""Sending of the create stage: the rows to be sent, to Billbee, at the rate limit.
+
+:class:`Run` holds one import run's state (outcomes, counters, progress) and runs its
+create phases: a thread pool of ``max_in_flight`` workers shares the one client, whose
+rate limiter paces the starts. Each worker first waits for a slot of the same rate (a
+window of the client's limiter under the run's own key), writes ``sending`` to the
+ledger just before its request leaves, and the outcome right after the answer. See
+:mod:`billbee_provider.imports.create` for the whole picture.
+
+This module does not import Airflow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from billbee_provider.api.client import CREATE_CUSTOMER, WINDOW_SECONDS, BillbeeClient, Logger
+from billbee_provider.api.envelope import json_int
+from billbee_provider.api.errors import (
+    BillbeeApiError,
+    BillbeeError,
+    BillbeeInDoubtError,
+    BillbeeInvalidDataError,
+    BillbeeRetryableError,
+)
+from billbee_provider.api.throttle import Window
+from billbee_provider.imports.account import scan_account
+from billbee_provider.imports.files import PROBLEM_SEPARATOR, StagedRow, iter_staging
+from billbee_provider.imports.ledger import Ledger
+from billbee_provider.imports.plan import FOUND, Decision, RowOutcome, Status
+from billbee_provider.imports.storage import Location
+
+#: End-of-run scans to resolve in-doubt rows (each may re-send the rows it finds absent).
+RESOLVE_ROUNDS = 3
+
+
+class Run:
+    """State of one import run: outcomes, counters, progress, and the create phases."""
+
+    def __init__(
+        self,
+        *,
+        client: BillbeeClient,
+        ledger: Ledger,
+        dry_run: bool,
+        max_in_flight: int,
+        total: int,
+        progress_every: float,
+        log: Logger,
+        clock: Callable[[], float],
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.dry_run = dry_run
+        self.max_in_flight = max_in_flight
+        self.total = total
+        self.progress_every = progress_every
+        self.log = log
+        self.clock = clock
+        self.outcomes: dict[int, RowOutcome] = {}
+        self.claimed: set[int] = set()
+        self.sent = 0
+        self.create_seconds = 0.0
+        self._phase_started: float | None = None
+        self._in_flight = 0
+        self._next_progress = clock() + progress_every
+        self._abort = threading.Event()
+        # Same rate and window as the client's own endpoint limit (see module docstring).
+        self._pacer = Window(("importer", id(self)), client.config.endpoint_rate_limit, WINDOW_SECONDS)
+
+    # -- main thread ---------------------------------------------------------------
+
+    def create_phase(self, rows: Iterable[StagedRow], decide: Callable[[StagedRow], Decision | None]) -> None:
+        """Decide every row; send those to be sent, at most ``max_in_flight`` at a time.
+
+        :raises BillbeeError: an auth/config error (every row would fail): the run stops
+            sending, waits for requests in flight (their outcomes reach the ledger), re-raises.
+        """
+        self._phase_started = self.clock()
+        pending: set[Future[RowOutcome | None]] = set()
+        with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="billbee-create") as pool:
+            try:
+                for staged in rows:
+                    decision = decide(staged)
+                    if decision is not None or self.dry_run:
+                        self.settle(
+                            decision or Decision(RowOutcome(staged.row, staged.key, "would_create"), False)
+                        )
+                        self.tick()
+                        continue
+                    while len(pending) >= self.max_in_flight:
+                        pending = self._collect(pending)
+                    # Until its answer the row is in doubt; this also fixes its place in
+                    # the results, which follow the file's order, not the answers' order.
+                    self.outcomes.setdefault(staged.row, RowOutcome(staged.row, staged.key, "in_doubt"))
+                    pending.add(pool.submit(self.send, staged))
+                    self._in_flight = len(pending)
+                while pending:
+                    pending = self._collect(pending)
+            except BaseException:
+                self._abort.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            finally:
+                self.create_seconds += self.clock() - self._phase_started
+                self._phase_started = None
+
+    def _collect(self, pending: set[Future[RowOutcome | None]]) -> set[Future[RowOutcome | None]]:
+        timeout = max(0.05, self._next_progress - self.clock())
+        done, rest = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            outcome = future.result()  # re-raises an abort from the worker
+            if outcome is not None:
+                self.sent += 1
+                self.settle(Decision(outcome, record=False))
+        self._in_flight = len(rest)
+        self.tick()
+        return rest
+
+    def settle(self, decision: Decision) -> None:
+        """Take a row's outcome into the results (and the ledger, if asked and not a dry run)."""
+        outcome = decision.outcome
+        if decision.record and not self.dry_run:
+            _record(self.ledger, outcome)
+        self.outcomes[outcome.row] = outcome
+        if outcome.billbee_id is not None and outcome.status == "created":
+            self.claimed.add(outcome.billbee_id)
+
+    def tick(self) -> None:
+        """Log progress if ``progress_every`` seconds have passed since the last line."""
+        now = self.clock()
+        if now < self._next_progress:
+            return
+        self._next_progress = now + self.progress_every
+        phase = self.create_seconds + (now - self._phase_started if self._phase_started is not None else 0.0)
+        rate = self.sent / phase if phase > 0 else 0.0
+        done = len(self.outcomes) - self._in_flight
+        eta = _hms((self.total - done) / rate) if rate > 0 else "unknown"
+        self.log.info(
+            "progress: %d/%d rows done, %.2f creates/s, %d 429s seen, ETA %s",
+            done,
+            self.total,
+            rate,
+            self.client.stats.throttled,
+            eta,
+        )
+
+    def retry_failed(self, staging: Location) -> None:
+        """Send the rows left ``failed`` once more, after the whole create phase.
+
+        A ``failed`` row met only retryable errors (503, 429, ``ErrorCode`` 8, refused
+        connections) that outlasted the client's retries, so Billbee provably did not
+        create it and sending it again is safe. Without this round an outage longer
+        than one row's retries (about 15 s) left rows ``failed`` in a task that
+        succeeded, and nothing sent them again unless someone re-ran it.
+        """
+        failed = {o.row for o in self.outcomes.values() if o.status == "failed"}
+        if not failed or self.dry_run:
+            return
+        self.log.info("re-sending %d row(s) whose retries ran out during the run", len(failed))
+        self.create_phase((s for s in iter_staging(staging) if s.row in failed), lambda staged: None)
+
+    def resolve_in_doubt(self, staging: Location) -> None:
+        """Resolve this run's in-doubt rows by fresh scans; re-send those provably absent."""
+        for round_number in range(1, RESOLVE_ROUNDS + 1):
+            doubtful = {
+                o.row: o.key for o in self.outcomes.values() if o.status == "in_doubt" and o.key is not None
+            }
+            if not doubtful or self.dry_run:
+                return
+            self.log.info(
+                "resolving %d in-doubt row(s) by an account scan (round %d of %d)",
+                len(doubtful),
+                round_number,
+                RESOLVE_ROUNDS,
+            )
+            index = scan_account(self.client, self.log)
+            absent = set()
+            for row, key in doubtful.items():
+                found = index.find(key, self.claimed)
+                if found is None:
+                    absent.add(row)
+                else:
+                    self.settle(Decision(RowOutcome(row, key, "created", found, problems=FOUND), True))
+            if absent:
+                self.log.info("re-sending %d row(s) that the scan shows were not created", len(absent))
+                again = (s for s in iter_staging(staging) if s.row in absent)
+                self.create_phase(again, lambda staged: None)
+
+    # -- worker threads ------------------------------------------------------------
+
+    def send(self, staged: StagedRow) -> RowOutcome | None:
+        """Create one customer; record ``sending`` first and the outcome after.
+
+        :return: the outcome, or ``None`` if the run was aborted before sending.
+        """
+        self.client.limiter.acquire([self._pacer])
+        if self._abort.is_set():
+            return None
+        self.ledger.record(staged.row, staged.key, "sending")
+        try:
+            created = self.client.create_customer(staged.body)
+        except BillbeeInDoubtError as exc:
+            return self._outcome(staged, "in_doubt", problems=str(exc))
+        except (BillbeeInvalidDataError, BillbeeApiError) as exc:
+            if not _is_rejection(exc):
+                return self._outcome(staged, "in_doubt", problems=str(exc))
+            return self._outcome(
+                staged, "rejected", error_code=exc.error_code, problems=billbee_problems(exc)
+            )
+        except BillbeeRetryableError as exc:
+            return self._outcome(staged, "failed", problems=str(exc))
+        except BillbeeError as exc:
+            # Auth, config, not found: Billbee answered (or nothing left), nothing was
+            # created; every other row would fail the same way, so the run stops.
+            self._abort.set()
+            self._outcome(staged, "failed", problems=str(exc))
+            raise
+        return self._outcome(staged, "created", billbee_id=json_int(created.get("Id")))
+
+    def _outcome(
+        self,
+        staged: StagedRow,
+        status: Status,
+        *,
+        billbee_id: int | None = None,
+        error_code: int | None = None,
+        problems: str | None = None,
+    ) -> RowOutcome:
+        outcome = RowOutcome(staged.row, staged.key, status, billbee_id, error_code, problems)
+        _record(self.ledger, outcome)
+        _log_outcome(self.log, outcome)
+        return outcome
+
+
+def _record(ledger: Ledger, outcome: RowOutcome) -> None:
+    if outcome.status == "would_create":  # a dry run's guess is not an outcome
+        return
+    ledger.record(
+        outcome.row,
+        outcome.key,
+        outcome.status,
+        billbee_id=outcome.billbee_id,
+        error_code=outcome.error_code,
+        message=outcome.problems,
+    )
+
+
+def _log_outcome(log: Logger, outcome: RowOutcome) -> None:
+    """One line per row that needs attention; row numbers and codes only (no data)."""
+    row = outcome.row
+    if outcome.status == "created":
+        log.debug("row %d: created as Billbee Id %s", row, outcome.billbee_id)
+    elif outcome.status == "rejected":
+        code = "-" if outcome.error_code is None else outcome.error_code
+        log.info("row %d: rejected by Billbee (ErrorCode %s); see the rejects file", row, code)
+    elif outcome.status == "failed":
+        log.warning("row %d: failed after retries; a re-run will send it again", row)
+    elif outcome.status == "in_doubt":
+        log.warning("row %d: sent, but the answer was lost; in doubt until resolved", row)
+
+
+def _is_rejection(exc: BillbeeError) -> bool:
+    """Billbee refused the body (4xx or an ErrorCode), so nothing was created.
+
+    A 2xx answer that is not an ApiResult says nothing about the create: in doubt.
+    """
+    if isinstance(exc, BillbeeInvalidDataError) or exc.error_code is not None:
+        return True
+    return exc.status is None or exc.status >= 300
+
+
+def billbee_problems(exc: BillbeeError) -> str:
+    """Billbee's own message(s) for a refused create, joined by `` | ``."""
+    field_errors: Mapping[str, list[str]] = getattr(exc, "field_errors", None) or {}
+    if field_errors:
+        return PROBLEM_SEPARATOR.join(
+            f"{name}: {msg}" for name, msgs in sorted(field_errors.items()) for msg in msgs
+        )
+    text = str(exc).removeprefix(f"{CREATE_CUSTOMER.key}: ")
+    return PROBLEM_SEPARATOR.join(part.strip(" -") for part in text.splitlines() if part.strip(" -"))
+
+
+def _hms(seconds: float) -> str:
+    whole = int(seconds + 0.5)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
