@@ -119,6 +119,8 @@ from billbee_provider.imports.plan import (
 from billbee_provider.imports.send import Run, billbee_problems
 from billbee_provider.imports.storage import Location, describe_location
 
+# The stage's names, also those now defined in account, plan and send, so that
+# ``from billbee_provider.imports.create import ...`` keeps working.
 __all__ = [
     "STATUSES",
     "AccountIndex",

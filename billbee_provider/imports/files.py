@@ -28,7 +28,6 @@ import contextlib
 import csv
 import io
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,11 +36,10 @@ from typing import IO, Any, Final, Protocol, cast
 from billbee_provider.api.envelope import json_int
 from billbee_provider.imports.storage import (
     Location,
-    Openable,
-    describe_location,
     open_read,
     read_bytes,
     replace,
+    stream_or_location,
 )
 
 #: The encoding of every CSV file written: Excel opens UTF-8 with a BOM as UTF-8.
@@ -88,41 +86,6 @@ def safe_cell(value: object) -> str:
     return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
-def _target_location(target: IO[Any] | Location) -> Location | None:
-    """The target as a location, or ``None`` if it is an open stream."""
-    if isinstance(target, str | os.PathLike | Openable):
-        return target
-    return None
-
-
-def target_name(target: IO[Any] | Location) -> str | None:
-    """How a location or stream is named in a summary (``None``: an unnamed stream).
-
-    :param target: a location, or an open stream.
-    :return: the location's description, or the stream's ``name`` if it is text.
-    """
-    location = _target_location(target)
-    if location is not None:
-        return describe_location(location)
-    name = getattr(target, "name", None)
-    return name if isinstance(name, str) else None
-
-
-@contextlib.contextmanager
-def binary_target(target: IO[bytes] | Location) -> Iterator[IO[bytes]]:
-    """Yield a stream as it is (not closed here), or replace the location's content.
-
-    :param target: an open binary stream, or a location written with :func:`replace`.
-    :return: a context manager giving the binary stream.
-    """
-    location = _target_location(target)
-    if location is None:
-        yield cast(IO[bytes], target)
-        return
-    with replace(location) as handle:
-        yield handle
-
-
 @contextlib.contextmanager
 def csv_target(target: IO[str] | Location) -> Iterator[IO[str]]:
     """Yield a text stream as it is, or replace the location with UTF-8 text with a BOM.
@@ -130,7 +93,7 @@ def csv_target(target: IO[str] | Location) -> Iterator[IO[str]]:
     :param target: an open text stream (``newline=""``), or a location.
     :return: a context manager giving the text stream for a :class:`SafeCsvWriter`.
     """
-    location = _target_location(target)
+    location = stream_or_location(target)
     if location is None:
         yield cast(IO[str], target)
         return

@@ -16,7 +16,8 @@ replacements are atomic renames; everything else goes through fsspec or the obje
 * :func:`read_bytes` reads a whole file, ``b""`` if it does not exist;
 * :class:`Appender` appends durably (``flush`` + ``fsync`` locally);
 * :func:`replace` writes a whole file: locally a temporary file, ``fsync`` and
-  :func:`os.replace` (keeping the old file's mode), on an object store a plain put.
+  :func:`os.replace` (keeping the old file's mode), on an object store a plain put;
+  :func:`binary_target` does the same for a target that may also be an open stream.
 
 This module does not import Airflow.
 """
@@ -258,3 +259,42 @@ def replace(location: Location) -> Iterator[IO[bytes]]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def stream_or_location(target: IO[Any] | Location) -> Location | None:
+    """A write target as a location, or ``None`` if it is an open stream.
+
+    :param target: a location, or an open stream (written to as it is, not closed).
+    :return: the location, or ``None``.
+    """
+    if isinstance(target, str | os.PathLike | Openable):
+        return target
+    return None
+
+
+def target_name(target: IO[Any] | Location) -> str | None:
+    """How a location or stream is named in a summary (``None``: an unnamed stream).
+
+    :param target: a location, or an open stream.
+    :return: the location's description, or the stream's ``name`` if it is text.
+    """
+    location = stream_or_location(target)
+    if location is not None:
+        return describe_location(location)
+    name = getattr(target, "name", None)
+    return name if isinstance(name, str) else None
+
+
+@contextlib.contextmanager
+def binary_target(target: IO[bytes] | Location) -> Iterator[IO[bytes]]:
+    """Yield a stream as it is (not closed here), or replace the location's content.
+
+    :param target: an open binary stream, or a location written with :func:`replace`.
+    :return: a context manager giving the binary stream.
+    """
+    location = stream_or_location(target)
+    if location is None:
+        yield cast(IO[bytes], target)
+        return
+    with replace(location) as handle:
+        yield handle

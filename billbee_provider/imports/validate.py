@@ -24,15 +24,8 @@ from typing import IO, Any, Final, Protocol, TypeAlias
 from billbee_provider.customers.mapping import body_key
 from billbee_provider.customers.schema import CustomerValidator, get_validator
 from billbee_provider.imports.extract import SourceRow
-from billbee_provider.imports.files import (
-    VALIDATE_STAGE,
-    RejectsWriter,
-    binary_target,
-    csv_target,
-    staging_line,
-    target_name,
-)
-from billbee_provider.imports.storage import Location
+from billbee_provider.imports.files import VALIDATE_STAGE, RejectsWriter, csv_target, staging_line
+from billbee_provider.imports.storage import Location, binary_target, target_name
 
 log = logging.getLogger(__name__)
 
