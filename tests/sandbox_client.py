@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import requests
 
 from billbee_provider.api.config import BillbeeConfig
+from billbee_provider.imports.create import account_lock_path
 from billbee_provider.sandbox import SandboxConfig, SandboxServer
 from billbee_provider.sandbox.config import DEFAULT_API_KEY, DEFAULT_API_PASSWORD, DEFAULT_USER
 
@@ -173,16 +174,23 @@ def sandbox_factory(directory: Path, **defaults: Any) -> Iterator[MakeSandbox]:
     ``defaults`` are config fields used when a start does not give them.
     """
     servers: list[SandboxServer] = []
+    started: list[Sandbox] = []
 
     def start(*, http: str = "auto", **config: Any) -> Sandbox:
         config = {"db_path": directory / f"sandbox-{len(servers)}.sqlite", **defaults, **config}
         server = SandboxServer(SandboxConfig(port=0, **config), http=http)
         servers.append(server)
         server.start()
-        return Sandbox(server)
+        started.append(Sandbox(server))
+        return started[-1]
 
     try:
         yield start
     finally:
         for server in servers:
             server.stop()
+    # An import of one of these accounts given no lock_dir leaves its lock file in /tmp.
+    left = [path for s in started if (path := account_lock_path(s.base_url, s.config.user)).exists()]
+    for path in left:
+        path.unlink()
+    assert not left, f"an import left its account lock in {left[0].parent}: pass lock_dir (under tmp_path)"

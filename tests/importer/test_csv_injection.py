@@ -94,6 +94,7 @@ def run_import(make_sandbox: Callable[..., Sandbox], tmp_path: Path) -> tuple[Sa
                 ledger=ledger,
                 results_path=files["results.csv"],
                 rejects_path=files["rejects.csv"],
+                lock_dir=tmp_path / "locks",
             )
     assert summary.counts["created"] == 3 and summary.counts["existing"] == 1
     assert summary.counts["rejected"] == 1 and summary.rejects_added == 1
