@@ -54,7 +54,7 @@ SAMPLE = str(Path(__file__).parent / "data" / "customers_sample.csv")
 def billbee_import_customers() -> None:
     """Extract, validate and create the customers of ``params.source``, then report."""
     extract = BillbeeExtractCustomersOperator(
-        task_id="extract", source="{{ params.source }}", output_dir=OUTPUT_DIR_PARAM, multiple_outputs=True
+        task_id="extract", source="{{ params.source }}", output_dir=OUTPUT_DIR_PARAM
     )
     customer_import_group(
         extract.output,

@@ -67,7 +67,7 @@ CONN_ID = "{{ params.conn_id }}"
 def billbee_sync_customers_sql() -> None:
     """setup -> extract -> validate -> create -> report, and write_back after create."""
     extract = BillbeeExtractCustomersSqlOperator(
-        task_id="extract", conn_id=CONN_ID, sql=QUERY, output_dir=OUTPUT_DIR_PARAM, multiple_outputs=True
+        task_id="extract", conn_id=CONN_ID, sql=QUERY, output_dir=OUTPUT_DIR_PARAM
     )
     tasks = customer_import_group(
         extract.output,

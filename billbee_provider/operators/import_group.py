@@ -58,7 +58,9 @@ def customer_import_group(
 ) -> CustomerImportTasks:
     """Add validate -> create -> report for the rows of ``extracted`` to the DAG being defined.
 
-    :param extracted: the extract task's output (``{"path", "format", ...}``).
+    :param extracted: the extract task's output (``{"path", "format", ...}``); the provider's
+        operators push each key of their result as its own XCom (``multiple_outputs``), so
+        ``extracted["path"]`` is the path.
     :param group_id: the TaskGroup's id (task ids are not prefixed with it).
     :param template: the body template (see :class:`BillbeeValidateCustomersOperator`).
     :param required_fields: dotted paths every row must have.
@@ -84,7 +86,6 @@ def customer_import_group(
             encoding=encoding,
             delimiter=delimiter,
             output_dir=output_dir,
-            multiple_outputs=True,
         )
         create = BillbeeCreateCustomersOperator(
             task_id="create",

@@ -36,11 +36,11 @@ if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
 
+    from billbee_provider.imports.extract import SourceFormat
     from billbee_provider.imports.storage import Location
 
 #: Pool that keeps one account's imports from running side by side (see docs/import.md).
 DEFAULT_POOL = "billbee_api"
-_FORMATS = {".csv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 def output_location(output_dir: str | None, context: Context) -> str:
@@ -74,18 +74,24 @@ def _local(text: str) -> Path | None:
     return local_path(text)
 
 
-def source_format(path: str, given: str | None) -> str:
-    """``csv`` or ``jsonl``, from ``given`` or the file name's extension."""
-    if given:
-        if given not in ("csv", "jsonl"):
-            raise AirflowFailException(f"source_format must be 'csv' or 'jsonl', got {given!r}")
-        return given
-    for suffix, fmt in _FORMATS.items():
-        if path.lower().endswith(suffix):
-            return fmt
-    raise AirflowFailException(
-        f"cannot tell the format of {path!r}: name it .csv or .jsonl or set source_format"
-    )
+def source_format(path: str, given: str | None) -> SourceFormat:
+    """``csv`` or ``jsonl``, from ``given`` or the file name's extension.
+
+    :raises AirflowFailException: for an unknown format (a retry cannot fix it).
+    """
+    from billbee_provider.imports.extract import SourceError
+    from billbee_provider.imports.extract import source_format as detect
+
+    try:
+        return detect(path, given)
+    except SourceError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def _with_outputs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Each key of the returned dict is pushed as its own XCom too (``task.output["path"]``)."""
+    kwargs.setdefault("multiple_outputs", True)
+    return kwargs
 
 
 class BillbeeExtractCustomersOperator(BaseOperator):
@@ -103,7 +109,7 @@ class BillbeeExtractCustomersOperator(BaseOperator):
     def __init__(
         self, *, source: str, output_dir: str | None = None, source_format: str | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**_with_outputs(kwargs))
         self.source = source
         self.output_dir = output_dir
         self.source_format = source_format
@@ -148,7 +154,7 @@ class BillbeeExtractCustomersSqlOperator(BaseOperator):
         output_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**_with_outputs(kwargs))
         self.conn_id = conn_id
         self.sql = sql
         self.parameters = parameters
@@ -202,7 +208,14 @@ class BillbeeValidateCustomersOperator(BaseOperator):
     Returns (XCom) counts and the paths of ``staging.jsonl`` and ``rejects.csv``.
     """
 
-    template_fields: Sequence[str] = ("source", "source_format", "max_rejects", "output_dir")
+    template_fields: Sequence[str] = (
+        "source",
+        "source_format",
+        "encoding",
+        "delimiter",
+        "max_rejects",
+        "output_dir",
+    )
 
     def __init__(
         self,
@@ -218,7 +231,7 @@ class BillbeeValidateCustomersOperator(BaseOperator):
         output_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**_with_outputs(kwargs))
         self.source = source
         self.source_format = source_format
         self.encoding = encoding
@@ -259,13 +272,12 @@ class BillbeeValidateCustomersOperator(BaseOperator):
         return {**summary.as_dict(), **paths}
 
     def _rows(self) -> Any:
-        from billbee_provider.imports.extract_csv import iter_csv
-        from billbee_provider.imports.extract_jsonl import iter_jsonl
+        from billbee_provider.imports.extract import iter_rows
 
-        location = to_location(self.source)
-        if source_format(self.source, self.source_format) == "jsonl":
-            return iter_jsonl(location)
-        return iter_csv(location, encoding=self.encoding, delimiter=self.delimiter)
+        fmt = source_format(self.source, self.source_format)
+        return iter_rows(
+            to_location(self.source), fmt, encoding=self.encoding or None, delimiter=self.delimiter or None
+        )
 
     def _to_body(self) -> Any:
         from billbee_provider.customers.mapping import body_from_dotted
@@ -337,7 +349,7 @@ class BillbeeCreateCustomersOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("pool", DEFAULT_POOL)
-        super().__init__(**kwargs)
+        super().__init__(**_with_outputs(kwargs))
         self.staging = staging
         self.rejects = rejects
         self.output_dir = output_dir
