@@ -8,8 +8,8 @@ imported here; the operators import requests/jsonschema when they run.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag
+from example_dag_args import EXAMPLE_DAG_ARGS
 
 from billbee_provider.operators.customers import (
     BillbeeCreateCustomerOperator,
@@ -39,10 +39,7 @@ CUSTOMER_TEMPLATE = "{{ params.customer | tojson }}"
 
 @dag(
     dag_id="billbee_create_customer",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    tags=["billbee", "example"],
+    **EXAMPLE_DAG_ARGS,
     params={
         "customer": Param(
             EXAMPLE_CUSTOMER,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import Param, dag
+from example_dag_args import IMPORT_DAG_ARGS
 
 from billbee_provider.operators.import_group import OUTPUT_DIR_PARAM, customer_import_group, import_params
 from billbee_provider.operators.imports import BillbeeExtractCustomersOperator
@@ -27,11 +27,7 @@ SAMPLE = str(Path(__file__).parent / "data" / "customers_sample.csv")
 
 @dag(
     dag_id="billbee_import_customers",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["billbee", "example"],
+    **IMPORT_DAG_ARGS,
     params=import_params(
         source=Param(
             SAMPLE,

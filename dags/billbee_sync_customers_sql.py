@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pendulum
 from airflow.sdk import Param, dag, task
+from example_dag_args import IMPORT_DAG_ARGS
 
 from billbee_provider.operators.import_group import OUTPUT_DIR_PARAM, customer_import_group, import_params
 from billbee_provider.operators.imports import BillbeeExtractCustomersSqlOperator
@@ -49,11 +49,7 @@ CONN_ID = "{{ params.conn_id }}"
 
 @dag(
     dag_id="billbee_sync_customers_sql",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["billbee", "example"],
+    **IMPORT_DAG_ARGS,
     params=import_params(
         conn_id=Param(
             "billbee_example_shop",
