@@ -34,7 +34,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": "Billbee", "python-modules": ["billbee_provider.hooks.billbee"]}],
         "operators": [
-            {"integration-name": "Billbee", "python-modules": ["billbee_provider.operators.customers"]}
+            {
+                "integration-name": "Billbee",
+                "python-modules": [
+                    "billbee_provider.operators.customers",
+                    "billbee_provider.operators.imports",
+                ],
+            }
         ],
         "connection-types": [
             {

@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from billbee_provider.operators.imports import (
-    BillbeeCreateCustomersOperator,
-    BillbeeValidateCustomersOperator,
-)
+from billbee_provider.operators.create import BillbeeCreateCustomersOperator
 from billbee_provider.operators.report import BillbeeReportImportOperator
+from billbee_provider.operators.validate import BillbeeValidateCustomersOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Param, TaskGroup, XComArg

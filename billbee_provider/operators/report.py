@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from billbee_provider.operators.imports import output_location, to_location
+from billbee_provider.operators.run_files import output_location, to_location
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg

@@ -1,0 +1,57 @@
+"""Where an import run's files live, as the import operators name them.
+
+Every task of one import reads and writes the same run folder; these helpers turn the
+``output_dir`` a DAG passes (empty, a path, a ``file://`` URL or an object-store URL) into
+that folder and into :data:`~billbee_provider.imports.storage.Location` values the core
+understands. The operators return counts and these paths through XCom, one XCom per key
+(:func:`with_outputs`), never rows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from billbee_provider.imports.storage import Location
+
+
+def output_location(output_dir: str | None, context: Context) -> str:
+    """The run's output directory: ``output_dir`` or ``$AIRFLOW_HOME/billbee-imports/<dag>/<run>``.
+
+    Local directories are created. The run id is made file-name safe.
+    """
+    if not output_dir:
+        home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+        run = re.sub(r"[^A-Za-z0-9._-]", "_", str(context["run_id"]))
+        output_dir = str(home / "billbee-imports" / context["dag"].dag_id / run)
+    local = _local(output_dir)
+    if local is not None:
+        local.mkdir(parents=True, exist_ok=True)
+    return output_dir.rstrip("/")
+
+
+def to_location(text: str) -> Location:
+    """A local path stays a string; an object-store URL becomes an ``ObjectStoragePath``."""
+    if _local(text) is not None:
+        return str(_local(text))
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(text)
+
+
+def _local(text: str) -> Path | None:
+    """The local path of a path or ``file://`` URL (percent-unquoted); ``None`` for other URLs."""
+    from billbee_provider.imports.storage import local_path
+
+    return local_path(text)
+
+
+def with_outputs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Each key of the returned dict is pushed as its own XCom too (``task.output["path"]``)."""
+    kwargs.setdefault("multiple_outputs", True)
+    return kwargs

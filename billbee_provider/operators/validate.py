@@ -1,0 +1,134 @@
+"""The validate task of a customer import: rows -> Billbee bodies -> staging file and rejects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from billbee_provider.operators.run_files import output_location, to_location, with_outputs
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+from billbee_provider.operators.extract import source_format
+
+
+class BillbeeValidateCustomersOperator(BaseOperator):
+    """Turn source rows into Billbee bodies, validate them, write staging and rejects files.
+
+    :param source: the extracted file (templated; e.g. the extract task's ``path``).
+    :param source_format: ``csv`` or ``jsonl``; default from the extension.
+    :param encoding: CSV encoding (default UTF-8 with or without BOM; e.g. ``cp1252``).
+    :param delimiter: CSV delimiter (default: detected, ``,`` or ``;``).
+    :param template: a body template whose leaves are Jinja over ``row`` (not an Airflow
+        template field: it is rendered per row, not per task). Without it, CSV headers are
+        Billbee's dotted field paths and JSONL lines are Billbee bodies.
+    :param required_fields: dotted paths every row must have, e.g. ``["Email"]``.
+    :param extra_schema: a JSON Schema every body must meet as well.
+    :param max_rejects: most rejects allowed: a count, or a fraction below 1 (templated).
+    :param output_dir: the run's output directory (templated).
+
+    Returns (XCom) counts and the paths of ``staging.jsonl`` and ``rejects.csv``.
+    """
+
+    template_fields: Sequence[str] = (
+        "source",
+        "source_format",
+        "encoding",
+        "delimiter",
+        "max_rejects",
+        "output_dir",
+    )
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        source_format: str | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        template: Mapping[str, Any] | str | None = None,
+        required_fields: Sequence[str] = (),
+        extra_schema: Mapping[str, Any] | None = None,
+        max_rejects: int | float | str | None = None,
+        output_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**with_outputs(kwargs))
+        self.source = source
+        self.source_format = source_format
+        self.encoding = encoding
+        self.delimiter = delimiter
+        self.body_template = template
+        self.required_fields = list(required_fields)
+        self.extra_schema = extra_schema
+        self.max_rejects = max_rejects
+        self.output_dir = output_dir
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate every row; fail before anything is sent when there are too many rejects."""
+        from billbee_provider.imports.extract import SourceError
+        from billbee_provider.imports.validate import TooManyRejects, prepare
+
+        out = output_location(self.output_dir, context)
+        paths = {"staging": f"{out}/staging.jsonl", "rejects": f"{out}/rejects.csv"}
+        try:
+            summary = prepare(
+                self._rows(),
+                self._to_body(),
+                staging=to_location(paths["staging"]),
+                rejects=to_location(paths["rejects"]),
+                required_fields=self.required_fields,
+                extra_schema=self.extra_schema,
+                max_rejects=parse_max_rejects(self.max_rejects),
+            )
+        except (TooManyRejects, SourceError) as exc:
+            # Too many rejects: the message gives the counts and the rejects file.
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "Validated %d row(s): %d valid, %d rejected (rejects: %s)",
+            summary.rows_read,
+            summary.valid,
+            summary.rejected,
+            paths["rejects"],
+        )
+        return {**summary.as_dict(), **paths}
+
+    def _rows(self) -> Any:
+        from billbee_provider.imports.extract import iter_rows
+
+        fmt = source_format(self.source, self.source_format)
+        return iter_rows(
+            to_location(self.source), fmt, encoding=self.encoding or None, delimiter=self.delimiter or None
+        )
+
+    def _to_body(self) -> Any:
+        from billbee_provider.customers.mapping import body_from_dotted
+        from billbee_provider.customers.template import TemplateError, template_from_json
+
+        if self.body_template is not None:
+            try:
+                template = template_from_json(self.body_template)
+            except TemplateError as exc:
+                raise AirflowFailException(f"the body template is invalid: {exc}") from None
+            return lambda row: template.render_row(row.fields)
+        if source_format(self.source, self.source_format) == "jsonl":
+            return lambda row: (dict(row.fields), [])
+        return lambda row: body_from_dotted(row.fields)
+
+
+def parse_max_rejects(value: int | float | str | None) -> int | float | None:
+    """``max_rejects`` as rendered: ``""``/``None`` -> no limit, ``"5"`` -> 5, ``"0.1"`` -> 0.1."""
+    if value is None or isinstance(value, int | float):
+        return value
+    text = str(value).strip()
+    if text.lower() in ("", "none", "null"):
+        return None
+    try:
+        return int(text) if text.isdigit() else float(text)
+    except ValueError:
+        raise AirflowFailException(f"max_rejects must be a count or a fraction, got {value!r}") from None
