@@ -103,7 +103,8 @@ def test_wheel_and_sdist_hold_the_package_and_nothing_else(dists: dict[str, Path
 
     with tarfile.open(sdist) as archive:
         members = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"pyproject.toml", "README.md", SCHEMA} <= members
+    assert {"pyproject.toml", "README.md", SCHEMA, "docs/architecture.md"} <= members
+    assert not [name for name in members if name.startswith("tests/")], "a partial test suite"
 
 
 @pytest.mark.slow
