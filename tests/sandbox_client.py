@@ -174,15 +174,19 @@ def sandbox_factory(directory: Path, **defaults: Any) -> Iterator[MakeSandbox]:
     ``defaults`` are config fields used when a start does not give them.
     """
     servers: list[SandboxServer] = []
-    started: list[Sandbox] = []
+    #: default lock files of the started sandboxes' accounts not there at the start
+    lock_paths: list[Path] = []
 
     def start(*, http: str = "auto", **config: Any) -> Sandbox:
         config = {"db_path": directory / f"sandbox-{len(servers)}.sqlite", **defaults, **config}
         server = SandboxServer(SandboxConfig(port=0, **config), http=http)
         servers.append(server)
         server.start()
-        started.append(Sandbox(server))
-        return started[-1]
+        sandbox = Sandbox(server)
+        lock_path = account_lock_path(sandbox.base_url, sandbox.config.user)
+        if not lock_path.exists():  # one an earlier run left on a port used again is not ours
+            lock_paths.append(lock_path)
+        return sandbox
 
     try:
         yield start
@@ -190,7 +194,7 @@ def sandbox_factory(directory: Path, **defaults: Any) -> Iterator[MakeSandbox]:
         for server in servers:
             server.stop()
     # An import of one of these accounts given no lock_dir leaves its lock file in /tmp.
-    left = [path for s in started if (path := account_lock_path(s.base_url, s.config.user)).exists()]
+    left = [path for path in lock_paths if path.exists()]
     for path in left:
         path.unlink()
     assert not left, f"an import left its account lock in {left[0].parent}: pass lock_dir (under tmp_path)"
