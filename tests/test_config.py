@@ -128,3 +128,96 @@ def test_http_hook_tls_keys_are_refused(key: str) -> None:
 def test_verify_tls_must_be_a_flag() -> None:
     with pytest.raises(BillbeeConfigError, match="'verify_tls' must be true or false"):
         build(extra={"api_key": "key-123456", "verify_tls": "maybe"})
+
+
+# -- one account, however the Host is spelled -------------------------------------------
+
+ONE_ACCOUNT_SPELLINGS = [
+    "https://app.billbee.io",
+    "https://APP.billbee.io:443/",
+    "https://app.billbee.io./api/v1",
+    "HTTPS://app.billbee.io/API/V1/",
+    "app.billbee.io",
+    "https://api.billbee.io/api/v1",  # Billbee's other production name (API-FACTS "Base URL")
+]
+
+
+@pytest.mark.parametrize("host", ONE_ACCOUNT_SPELLINGS)
+def test_account_identity_is_one_for_every_spelling_of_billbee(host: str) -> None:
+    from billbee_provider.api.config import account_id, account_identity
+
+    assert account_identity(host, " Shop@Example.COM ") == "https://app.billbee.io\nshop@example.com"
+    assert account_id(host, "shop@example.com") == account_id("https://app.billbee.io", "SHOP@example.com")
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["http://127.0.0.1:8765", "http://localhost:8765/api/v1", "http://LOCALHOST.:8765/", "http://[::1]:8765",
+     "http://127.0.0.2:8765", "http://localhost.localdomain:8765"],
+)  # fmt: skip
+def test_every_loopback_spelling_is_one_host_but_the_port_counts(host: str) -> None:
+    from billbee_provider.api.config import account_identity
+
+    assert account_identity(host, "u") == "http://loopback:8765\nu"
+    assert account_identity(host.replace("8765", "8766"), "u") != account_identity(host, "u")
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("https://app.billbee.io", "https://app.billbee.io:8443"),  # a port that is not the default
+        ("https://app.billbee.io", "https://billbee.example"),
+        ("http://127.0.0.1:80", "https://127.0.0.1:80"),  # the scheme counts
+        ("https://[2001:db8::1]", "https://[2001:db8::2]"),
+    ],
+)
+def test_different_accounts_stay_different(one: str, other: str) -> None:
+    from billbee_provider.api.config import account_id
+
+    assert account_id(one, "u") != account_id(other, "u")
+    assert account_id(one, "u") != account_id(one, "v")
+
+
+def test_default_port_is_dropped_per_scheme() -> None:
+    from billbee_provider.api.config import account_identity
+
+    assert account_identity("http://127.0.0.1:80", "u") == account_identity("http://localhost", "u")
+    assert account_identity("https://shop.example:443", "u") == "https://shop.example\nu"
+    assert account_identity("http://127.0.0.1:443", "u") == "http://loopback:443\nu"
+
+
+def test_config_account_id_from_two_connection_spellings_and_no_user_in_clear() -> None:
+    one = build(host="http://127.0.0.1:8765", login="Sandbox@Example.com")
+    other = build(host="http://localhost:8765/api/v1", login="sandbox@example.com ")
+    assert one.base_url != other.base_url  # the requests go where each connection says ...
+    assert one.account_id == other.account_id  # ... but it is one account
+    assert len(one.account_id) == 32 and "example" not in one.account_id
+
+
+def test_lock_path_and_throttle_windows_follow_the_account() -> None:
+    from billbee_provider.api.client import BillbeeClient
+    from billbee_provider.api.endpoints import CREATE_CUSTOMER
+    from billbee_provider.api.throttle import RateLimiter
+    from billbee_provider.imports.account import account_lock_path
+
+    assert account_lock_path("http://127.0.0.1:8765", "Shop@x.de", "/locks") == account_lock_path(
+        "http://localhost:8765/api/v1", " shop@x.de", "/locks"
+    )
+    # Two clients of one account sharing a limiter are paced together: with 1 request/s
+    # per endpoint, the second client's first request waits for the first client's.
+    clock = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    limiter = RateLimiter(clock=lambda: clock[0], sleep=sleep)
+    spelled = [
+        build(host=h, extra={"api_key": "key-123456", "endpoint_rate_limit": 1})
+        for h in ("http://127.0.0.1:9", "http://LOCALHOST:9/")
+    ]
+    clients = [BillbeeClient(cfg, limiter=limiter) for cfg in spelled]
+    for client in clients:
+        client._throttle(CREATE_CUSTOMER)
+    assert sum(waits) > 1.0

@@ -105,7 +105,9 @@ class BillbeeClient:
 
     :param config: validated connection settings.
     :param session: a ``requests`` session to use; one is built from ``config`` if omitted.
-    :param limiter: a shared rate limiter; pass the same one to clients of one account.
+    :param limiter: a rate limiter to share; its windows are keyed by
+        :attr:`BillbeeConfig.account_id`, so clients of one account (however their Host
+        is spelled) that share it are paced together.
     :param logger: where retries and throttling are reported (never bodies or secrets).
     :param sleep: sleep function (injectable for tests).
     :param rng: random source in [0, 1) for backoff jitter (injectable for tests).
@@ -293,7 +295,7 @@ class BillbeeClient:
             delay = retry_delay(outcome, attempt, self._rng, min_after_429=WINDOW_SECONDS)
             if outcome.status == 429:
                 # Hold back every thread using this endpoint, not only this one.
-                self.limiter.pause(("endpoint", endpoint.key), delay)
+                self.limiter.pause(("endpoint", self.config.account_id, endpoint.key), delay)
             self._count(retries=1)
             self.log.warning(
                 "%s: %s; retrying in %.1f s (attempt %d of %d)",
@@ -335,11 +337,13 @@ class BillbeeClient:
         return failure
 
     def _throttle(self, endpoint: Endpoint) -> None:
-        cfg = self.config
+        # Keyed by the account's identity, not the Host as spelled: clients of one account
+        # that share a limiter share its windows (and clients of two accounts do not).
+        cfg, account = self.config, self.config.account_id
         waited = self.limiter.acquire(
             [
-                Window(("endpoint", endpoint.key), cfg.endpoint_rate_limit, WINDOW_SECONDS),
-                Window(("account",), cfg.account_rate_limit, WINDOW_SECONDS),
+                Window(("endpoint", account, endpoint.key), cfg.endpoint_rate_limit, WINDOW_SECONDS),
+                Window(("account", account), cfg.account_rate_limit, WINDOW_SECONDS),
             ]
         )
         self._count(throttle_wait_seconds=waited)

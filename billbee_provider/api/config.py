@@ -9,6 +9,7 @@ This module does not import Airflow.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import re
@@ -79,6 +80,11 @@ class BillbeeConfig:
     def __repr__(self) -> str:
         # Never show the secrets, even in a debugger or a traceback's locals.
         return f"BillbeeConfig(base_url={self.base_url!r}, user=<set>, api_key=<set>, password=<set>)"
+
+    @property
+    def account_id(self) -> str:
+        """This account's identity hash (see :func:`account_id`): one value however Host is spelled."""
+        return account_id(self.base_url, self.user)
 
     @property
     def secrets(self) -> tuple[str, str]:
@@ -310,3 +316,76 @@ def is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(hostname.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+# -- one Billbee account, however its connection spells it -------------------------------
+
+#: Host names of Billbee's production API. The Swagger names ``api.billbee.io`` in its text
+#: and ``app.billbee.io`` as its host; the .NET SDK uses ``app.``, the PHP SDK ``api.``
+#: (API-FACTS "Base URL"): both reach the same accounts, so they are one host here.
+_BILLBEE_HOSTS = frozenset({"app.billbee.io", "api.billbee.io"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: What every loopback spelling (``localhost``, ``127.0.0.1``, ``::1`` ...) becomes.
+LOOPBACK_HOST = "loopback"
+
+
+def account_identity(base_url: str, user: str) -> str:
+    """The one spelling of a Billbee account: ``scheme://host[:port]`` and user, on two lines.
+
+    Everything keyed by account (the import's lock, the client's throttle windows) is
+    derived from this, so that two connections that spell the Host differently but reach
+    the same account share one lock. The rules:
+
+    - scheme and host are lower-cased, a trailing dot of the host is dropped, and so is
+      the scheme's default port (``:443`` for https, ``:80`` for http);
+    - a trailing ``/`` and a trailing ``/api/v1`` (any case) are dropped;
+    - ``api.billbee.io`` is ``app.billbee.io``: both are Billbee's production API;
+    - every loopback spelling (``localhost``, ``localhost.localdomain``, ``ip6-localhost``,
+      any address in 127.0.0.0/8, ``::1``) is one host, ``loopback``: they are the same
+      machine, and a sandbox on ``127.0.0.1:P`` answers ``localhost:P``. The port stays:
+      two sandboxes on two ports are two accounts;
+    - the user is stripped and case-folded (Billbee's user name is an e-mail or a name
+      that does not depend on case).
+
+    Merging two spellings only serialises imports that could have run side by side;
+    failing to merge them lets two imports of one account create duplicates, so every
+    doubtful case merges. The API key is not part of the identity: it names the
+    calling app, not the account whose customers are created. Two different Billbee
+    users of one account remain two identities (nothing in the connection tells that
+    they share an account).
+
+    :param base_url: the connection's base URL (as :func:`normalize_base_url` returns it,
+        or a spelling of it).
+    :param user: the Billbee user (HTTP Basic user).
+    :return: e.g. ``"https://app.billbee.io\\nshop@example.com"``. It holds the user: never
+        log it; :func:`account_id` is its hash.
+    """
+    raw = base_url.strip()
+    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if is_loopback(host):
+        host = LOOPBACK_HOST
+    elif host in _BILLBEE_HOSTS:
+        host = "app.billbee.io"
+    elif ":" in host:
+        host = f"[{host}]"
+    origin = f"{scheme}://{host}"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        origin += f":{port}"
+    path = parts.path.rstrip("/")
+    if path.lower().endswith("/api/v1"):
+        path = path[: -len("/api/v1")].rstrip("/")
+    return f"{origin}{path}\n{user.strip().casefold()}"
+
+
+def account_id(base_url: str, user: str) -> str:
+    """A hash of :func:`account_identity`: safe to put in file names and logs (no user in clear).
+
+    :return: 32 lower-case hex digits.
+    """
+    return hashlib.sha256(account_identity(base_url, user).encode()).hexdigest()[:32]
