@@ -12,7 +12,7 @@ Knowing what exists: one paged scan, not a search per row
 One import per account at a time
     Two imports of one account that overlap would both scan before either creates, and
     both create every new row. :func:`account_lock` holds an exclusive ``flock`` on the
-    file :func:`account_lock_path` names (a hash of base URL and user, no data in clear)
+    file :func:`account_lock_path` names (a hash of the normalised account, no data in clear)
     from before the scan until the last create; the kernel drops it when its holder dies.
 
 This module does not import Airflow.
@@ -21,7 +21,6 @@ This module does not import Airflow.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from billbee_provider.api.client import MAX_PAGE_SIZE, BillbeeClient, Logger
+from billbee_provider.api.config import account_id
 from billbee_provider.api.envelope import json_int
 
 _log = logging.getLogger(__name__)
@@ -104,11 +104,16 @@ def scan_account(client: BillbeeClient, log: Logger = _log) -> AccountIndex:
 
 
 def account_lock_path(base_url: str, user: str, lock_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The lock file of one Billbee account: named from a hash of (base URL, user), no data in clear."""
-    digest = hashlib.sha256(f"{base_url.lower()}\n{user.strip().casefold()}".encode()).hexdigest()
+    """The lock file of one Billbee account, named by its :func:`~billbee_provider.api.config.account_id`.
+
+    The name is a hash of the *normalised* account (scheme and host lower-cased, default
+    port, trailing dot, ``/`` and ``/api/v1`` dropped, every loopback spelling one host,
+    ``api.``/``app.billbee.io`` one host, the user case-folded), so that two connections
+    spelling one account's Host differently take the same lock. No data in clear.
+    """
     return (
         Path(lock_dir if lock_dir is not None else tempfile.gettempdir())
-        / f"billbee-import-{digest[:32]}.lock"
+        / f"billbee-import-{account_id(base_url, user)}.lock"
     )
 
 
