@@ -5,9 +5,28 @@ Knowing what exists: one paged scan, not a search per row
     ``POST /api/v1/search`` carry only ``Id, Name, Addresses, Number``, no e-mail
     (API-FACTS): a search per row could not even confirm a match without one more
     ``GET /customers/{id}`` per hit. :func:`scan_account` reads every customer once at
-    ``pageSize=250`` and builds an :class:`AccountIndex` of lower-cased e-mails
-    (``Email``, the ``Default*MailAddress`` values, e-mail ``MetaData`` and address
-    e-mails, see :func:`customer_emails`).
+    ``pageSize=250`` and builds an :class:`AccountIndex` of lower-cased e-mails.
+
+Which e-mails are a customer's
+    A row "already exists" when its e-mail is one of a customer's **own** e-mails
+    (:func:`customer_emails`): ``Email`` and the ``Value`` of ``DefaultMailAddress``,
+    ``DefaultCommercialMailAddress`` and ``DefaultStatusUpdatesMailAddress``. Address
+    e-mails (``Address.Email``, ``Addresses[].Email``) and further e-mail ``MetaData``
+    are not: a customer whose shipping address mails a warehouse or an agency does not
+    make every row with that e-mail the same customer (the SQL sync would then write
+    that customer's Id to another shop row). When a row's e-mail is an own e-mail of
+    more than one customer, :meth:`AccountIndex.existing` gives them all and the row is
+    ``ambiguous``: never linked to one of them at random, never sent.
+
+    Resolving a row this import sent without an answer (in doubt) is a different
+    question: which customer did *our* request create? :meth:`AccountIndex.find` takes
+    the lowest Id with the e-mail that no other row has claimed (and that did not exist
+    before this run sent it, see :mod:`~billbee_provider.imports.send`): several
+    customers with one e-mail there come from our own sends (a retried create, a
+    re-run), and any of them is the row's. It looks in the own e-mails for a row whose
+    key is its body's ``Email``; a row keyed by ``Address.Email`` (no ``Email``) becomes
+    a customer whose address carries the key, so for it address e-mails and e-mail
+    ``MetaData`` (:func:`contact_emails`) count too.
 
 One import per account at a time
     Two imports of one account that overlap would both scan before either creates, and
@@ -42,16 +61,32 @@ _log = logging.getLogger(__name__)
 class AccountIndex:
     """Customer Ids of the account by lower-cased e-mail, from one paged scan.
 
-    :param ids_by_email: e-mail -> Ids of the customers having it, ascending.
+    :param ids_by_email: own e-mail (:func:`customer_emails`) -> Ids of the customers
+        having it, ascending.
+    :param ids_by_contact: any e-mail of a customer (:func:`contact_emails`) -> Ids, ascending.
     :param customers: number of customers scanned.
     """
 
     ids_by_email: dict[str, list[int]] = field(default_factory=dict)
+    ids_by_contact: dict[str, list[int]] = field(default_factory=dict)
     customers: int = 0
 
-    def find(self, key: str, exclude: Collection[int] = ()) -> int | None:
-        """The lowest Id of a customer with e-mail ``key`` that is not in ``exclude``."""
-        return next((i for i in self.ids_by_email.get(key, ()) if i not in exclude), None)
+    def existing(self, key: str) -> list[int]:
+        """Ids of the customers whose own e-mail is ``key``, ascending (more than one: ambiguous)."""
+        return list(self.ids_by_email.get(key, ()))
+
+    def find(self, key: str, exclude: Collection[int] = (), *, own: bool = True) -> int | None:
+        """The lowest Id of a customer with e-mail ``key`` that is not in ``exclude``.
+
+        :param own: look in own e-mails only (a row keyed by its ``Email``); ``False``:
+            in every e-mail of a customer (a row keyed by ``Address.Email``).
+        """
+        ids = self.ids_by_email if own else self.ids_by_contact
+        return next((i for i in ids.get(key, ()) if i not in exclude), None)
+
+    def ids(self) -> set[int]:
+        """Every Id indexed (customers with at least one e-mail)."""
+        return {i for ids in self.ids_by_contact.values() for i in ids}
 
     def add(self, customer: Mapping[str, Any]) -> None:
         """Index one customer as ``GET /api/v1/customers`` answers it."""
@@ -59,26 +94,46 @@ class AccountIndex:
         customer_id = json_int(customer.get("Id"))
         if customer_id is None:
             return
-        for email in customer_emails(customer):
-            ids = self.ids_by_email.setdefault(email, [])
-            if customer_id not in ids:
-                ids.append(customer_id)
-                ids.sort()
+        for index, emails in (
+            (self.ids_by_email, customer_emails(customer)),
+            (self.ids_by_contact, contact_emails(customer)),
+        ):
+            for email in emails:
+                ids = index.setdefault(email, [])
+                if customer_id not in ids:
+                    ids.append(customer_id)
+                    ids.sort()
 
 
 def customer_emails(customer: Mapping[str, Any]) -> set[str]:
-    """Every e-mail of a customer, lower-cased: ``Email``, e-mail contacts, address e-mails."""
+    """A customer's own e-mails, lower-cased: ``Email`` and the ``Default*MailAddress`` values.
+
+    What "a row already exists" is matched on (see the module docstring).
+    """
     values: list[Any] = [customer.get("Email")]
     for name in ("DefaultMailAddress", "DefaultCommercialMailAddress", "DefaultStatusUpdatesMailAddress"):
         contact = customer.get(name)
         if isinstance(contact, Mapping):
             values.append(contact.get("Value"))
+    return _emails(values)
+
+
+def contact_emails(customer: Mapping[str, Any]) -> set[str]:
+    """Every e-mail of a customer, lower-cased: own e-mails, e-mail ``MetaData``, address e-mails.
+
+    Only for resolving a row sent without an answer whose key is an address e-mail.
+    """
+    values: list[Any] = []
     for item in _mappings(customer.get("MetaData")):
         if item.get("TypeId") == 1:  # 1 = e-mail (PHP SDK CustomerMetaData.php)
             values.append(item.get("Value"))
     for address in [customer.get("Address"), *_mappings(customer.get("Addresses"))]:
         if isinstance(address, Mapping):
             values.append(address.get("Email"))
+    return customer_emails(customer) | _emails(values)
+
+
+def _emails(values: list[Any]) -> set[str]:
     return {v.strip().lower() for v in values if isinstance(v, str) and v.strip()}
 
 

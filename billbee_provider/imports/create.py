@@ -15,28 +15,37 @@ Knowing what exists: one paged scan, not a search per row
     limited to 2 requests/s. One scan of ``GET /api/v1/customers`` at ``pageSize=250``
     costs ``ceil(N / 250)`` requests for an account of N customers: 40 requests (20 s)
     for 10,000 customers, against 10,000+ requests (83+ minutes) for searches. The scan
-    builds a set of lower-cased e-mails (``Email``, the ``Default*MailAddress`` values,
-    e-mail ``MetaData`` and address e-mails) before anything is sent.
+    indexes the customers' lower-cased e-mails before anything is sent; a row exists when
+    its e-mail is one of a customer's own e-mails (``Email`` and the
+    ``Default*MailAddress`` values, not address e-mails: see
+    :mod:`~billbee_provider.imports.account`).
 
 ``if_exists``
-    ``skip`` (default): rows whose key is in the account are ``existing``, a later row
-    with the key of an earlier row of the file is ``duplicate_in_file``; neither is
-    sent. ``fail``: if any row's key is in the account, :class:`ExistingCustomersError`
-    names the rows (never the e-mails) before anything is sent; in-file duplicates are
-    skipped as for ``skip``. ``create``: no check, every row is sent.
+    ``skip`` (default): a row whose key is the own e-mail of one customer is ``existing``
+    (with that customer's Id), of several customers ``ambiguous`` (no Id: it is not
+    linked to one of them at random, and not recorded in the ledger, so every run
+    decides again); a later row with the key of an earlier row of the file is
+    ``duplicate_in_file``; none of them is sent. ``fail``: if any row's key is in the
+    account, :class:`ExistingCustomersError` names the rows (never the e-mails) before
+    anything is sent; in-file duplicates are skipped as for ``skip``. ``create``: no
+    check, every row is sent.
 
 Exactly once
     A worker writes ``sending`` to the ledger immediately before its request leaves and
-    the outcome after the answer. On start, rows whose final outcome is in the ledger
-    (created, existing, duplicate_in_file, rejected) are carried over, not sent. Rows
-    whose last event is ``sending`` or ``in_doubt`` were sent without a known answer:
+    the outcome after the answer. A ledger entry applies only to the row it was recorded
+    for: the same row number with the same key and body (its digest, see
+    :mod:`~billbee_provider.imports.ledger`); a run of another file in the same output
+    folder treats rows that differ as new. On start, rows whose final outcome is in the
+    ledger (created, existing, duplicate_in_file, rejected) are carried over, not sent.
+    Rows whose last event is ``sending`` or ``in_doubt`` were sent without a known answer:
     the scan (made after loading the ledger, so it sees what the killed run created)
     decides; a customer with the row's e-mail, not already claimed by another row of
     the ledger, means it was created; none means it provably was not, and the row is
     sent again. A row without an e-mail cannot be looked up: it is reported
     ``in_doubt`` and never sent again. Creates that lose their answer during the run
     (:class:`~billbee_provider.api.errors.BillbeeInDoubtError`) are resolved the same way
-    by one more scan at the end (up to :data:`RESOLVE_ROUNDS` rounds). ``failed`` rows
+    by one more scan at the end (up to :data:`RESOLVE_ROUNDS` rounds), which passes over
+    customers that existed at the first scan. ``failed`` rows
     (retryable errors that outlasted the client's retries; Billbee did not process
     them) are sent once more after the create phase, when an outage has had time to
     end, and again by a re-run if they fail again. With ``if_exists="create"`` an in-doubt row whose
@@ -101,7 +110,7 @@ from billbee_provider.imports.files import (
     Reject,
     StagingError,
     add_rejects,
-    count_rows,
+    inspect_staging,
     iter_staging,
     write_results,
 )
@@ -235,12 +244,14 @@ def import_customers(
         raise ValueError("max_in_flight must be >= 1 and progress_every > 0")
     log: Logger = logger or _log
     started, stats_before = clock(), (client.stats.throttled, client.stats.retries)
+    info = inspect_staging(staging)
     run = Run(
         client=client,
         ledger=ledger,
         dry_run=dry_run,
         max_in_flight=max_in_flight,
-        total=count_rows(staging),
+        total=info.rows,
+        input_id=info.identity,
         progress_every=progress_every,
         log=log,
         clock=clock,
@@ -263,23 +274,35 @@ def import_customers(
 def _scan_and_create(run: Run, staging: Location, if_exists: IfExists) -> None:
     """Load the ledger, scan the account, create the rows to be sent, resolve the in-doubt ones."""
     previous = run.ledger.load()
-    carried = sum(1 for e in previous.values() if e.final)
+    entries = previous.entries()
+    other_inputs = previous.inputs - {run.input_id}
     run.log.info(
-        "import: %d row(s), %d already done by an earlier run, if_exists=%s, dry_run=%s",
+        "import: %d row(s), ledger entries of %d row(s) (%d other input(s)), if_exists=%s, dry_run=%s",
         run.total,
-        carried,
+        len(entries),
+        len(other_inputs),
         if_exists,
         run.dry_run,
     )
-    unresolved = any(e.unresolved and e.key for e in previous.values())
+    # Unresolved entries of any input: a send of another file may have created a customer
+    # that this run must not take for one of its own (see send.Run.preexisting).
+    unresolved = any(e.unresolved and e.key for e in entries)
     index = scan_account(run.client, run.log) if if_exists != "create" or unresolved else AccountIndex()
-    run.claimed.update(e.billbee_id for e in previous.values() if e.billbee_id is not None)
+    run.preexisting = index.ids()
+    # Every Id the ledger gave a row, of any input: never the answer for another row.
+    run.claimed.update(e.billbee_id for e in entries if e.billbee_id is not None)
     if if_exists == "fail":
         existing = existing_rows(staging, previous, index, run.claimed)
         if existing:
             raise ExistingCustomersError(existing)
     planner = Planner(previous, index, if_exists, run.claimed)
     run.create_phase(unique_rows(iter_staging(staging)), planner.decide)
+    run.log.info(
+        "ledger: %d row(s) taken from an earlier run of the same rows; %d row(s) whose entries "
+        "were for other content at the same row number (another input) treated as new",
+        planner.matched,
+        planner.superseded,
+    )
     run.retry_failed(staging)
     run.resolve_in_doubt(staging)
 

@@ -2,7 +2,10 @@
 
 ``staging.jsonl`` (validate -> create)
     One ``{"row": n, "key": "<e-mail or null>", "body": {...}}`` per valid row, UTF-8:
-    :func:`staging_line` writes a line, :func:`iter_staging` / :func:`count_rows` read.
+    :func:`staging_line` writes a line, :func:`iter_staging` / :func:`inspect_staging` read.
+    Each row read carries its :func:`row_digest` (of key and body), and
+    :func:`inspect_staging` gives the file's identity: what the ledger records, so that
+    an outcome is applied only to the row it was recorded for.
 ``rejects.csv`` (validate, then create adds Billbee's refusals)
     ``row, line, key, stage, problems`` (:data:`REJECT_COLUMNS`): :class:`RejectsWriter`
     writes rows for both stages, :func:`add_rejects` adds a stage's rows to an existing
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import re
@@ -114,6 +118,10 @@ class StagingError(ValueError):
     """The staging file is not what the validate stage writes (names a line, never data)."""
 
 
+#: Hex digits kept of a SHA-256 digest (128 bits: no accidental collision in any import).
+DIGEST_HEX_DIGITS: Final = 32
+
+
 @dataclass(frozen=True, slots=True)
 class StagedRow:
     """One line of the staging file.
@@ -121,11 +129,31 @@ class StagedRow:
     :param row: source row number.
     :param key: lower-cased e-mail, or ``None``.
     :param body: the Billbee create body.
+    :param digest: :func:`row_digest` of ``key`` and ``body``: which row this is, whatever
+        its number.
+    :param key_is_email: whether ``key`` is the body's own ``Email`` (else it came from
+        ``Address.Email``, or there is none): where a created customer carries the key.
     """
 
     row: int
     key: str | None
     body: dict[str, Any]
+    digest: str
+    key_is_email: bool
+
+
+def row_digest(key: str | None, body: Mapping[str, Any]) -> str:
+    """The digest of one row's content: SHA-256 of the canonical JSON of ``{"key", "body"}``.
+
+    Canonical: keys sorted, no spaces, ASCII only (``\\uXXXX`` escapes), so the same key
+    and body give the same digest whatever the staging file's formatting.
+
+    :param key: the row's (lower-cased) key, or ``None``.
+    :param body: the row's body.
+    :return: :data:`DIGEST_HEX_DIGITS` lower-case hex digits.
+    """
+    canonical = json.dumps({"key": key, "body": body}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:DIGEST_HEX_DIGITS]
 
 
 def staging_line(number: int, key: str | None, body: Mapping[str, Any]) -> bytes | str:
@@ -145,14 +173,32 @@ def staging_line(number: int, key: str | None, body: Mapping[str, Any]) -> bytes
         return f"<body>: cannot be written as JSON: {exc}"
 
 
-def count_rows(staging: Location) -> int:
-    """Number of non-blank lines of the staging file (one streaming pass, no parsing).
+@dataclass(frozen=True, slots=True)
+class StagingInfo:
+    """What the create stage knows of its input before reading the rows.
+
+    :param rows: number of non-blank lines.
+    :param identity: SHA-256 of the file's bytes (:data:`DIGEST_HEX_DIGITS` hex digits):
+        which input a ledger record was written for.
+    """
+
+    rows: int
+    identity: str
+
+
+def inspect_staging(staging: Location) -> StagingInfo:
+    """Count the staging file's rows and take its identity, in one streaming pass (no parsing).
 
     :param staging: the staging file.
-    :return: the number of rows.
+    :return: its :class:`StagingInfo`.
     """
+    digest = hashlib.sha256()
+    rows = 0
     with open_read(staging) as handle:
-        return sum(1 for line in handle if line.strip())
+        for line in handle:
+            digest.update(line)
+            rows += 1 if line.strip() else 0
+    return StagingInfo(rows, digest.hexdigest()[:DIGEST_HEX_DIGITS])
 
 
 def iter_staging(staging: Location) -> Iterator[StagedRow]:
@@ -183,7 +229,11 @@ def _parse_staged(number: int, line: bytes) -> StagedRow:
             f"staging line {number} (row {row}): 'key' must be a string or null, 'body' an object"
         )
     # Defensive: the contract says lower-cased already; matching must not depend on it.
-    return StagedRow(row, (key.strip().lower() or None) if key else None, dict(body))
+    key = (key.strip().lower() or None) if key else None
+    body = dict(body)
+    email = body.get("Email")
+    key_is_email = key is not None and isinstance(email, str) and email.strip().lower() == key
+    return StagedRow(row, key, body, row_digest(key, body), key_is_email)
 
 
 # -- rejects.csv ------------------------------------------------------------------------

@@ -10,7 +10,29 @@ without any record was never sent.
 One record per line::
 
     {"row": 12, "key": "anna@example.de", "event": "created", "billbee_id": 100000150176895,
-     "at": "2025-01-31T10:00:00.123+00:00"}
+     "digest": "9f2c...", "input": "41d0...", "at": "2025-01-31T10:00:00.123+00:00"}
+
+A record belongs to one row of one input
+    ``digest`` is the row's :func:`~billbee_provider.imports.files.row_digest` (SHA-256 of
+    the canonical JSON of its key and body), ``input`` the staging file's identity
+    (:func:`~billbee_provider.imports.files.inspect_staging`, SHA-256 of its bytes). An
+    output folder can be reused with another source (a nightly import into a fixed
+    folder, a SQL sync whose row 1 is another shop row every night): row numbers alone
+    would then carry day A's outcomes (and Billbee Ids) over to day B's rows. The rule,
+    :meth:`LedgerState.match`: an entry applies to a staged row only if it was recorded
+    for the same row number **and the same digest** (the same key and the same body).
+    A row whose digest differs from its ledger entries is another row: it is treated as
+    new (checked against the account and sent, or found existing, as any new row), and
+    the old entry's outcome and Id are never reported for it. Nothing is refused and no
+    file is rotated: entries are kept per ``(row, digest)`` in the one file, so a run of
+    the first input again (or a resume of it) still finds its own entries, and the Ids
+    of every entry stay claimed (:meth:`LedgerState.entries`), so an in-doubt row is
+    never resolved to a customer another row of any input was given. The same row
+    (same key and body, same number) in another input counts as the same row: its
+    outcome carries over. Records written before digests existed (no ``digest``) match a
+    row of the same number and the same key, so a resume of an import that was in
+    flight when the provider was upgraded stays exactly-once. ``input`` is recorded for
+    people and for the run's log (:attr:`LedgerState.inputs`); matching does not use it.
 
 Durability: records are appended with :class:`~billbee_provider.imports.storage.Appender`:
 a local file is kept open in append mode and every record is flushed and ``fsync``-ed
@@ -32,7 +54,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
@@ -67,6 +89,10 @@ class LedgerEntry:
     :param billbee_id: the customer's Billbee Id (created / existing).
     :param error_code: Billbee's ``ErrorCode`` (rejected).
     :param message: Billbee's message (rejected) or the error (failed / in doubt).
+    :param digest: the row's :func:`~billbee_provider.imports.files.row_digest`; ``None`` in
+        records written before digests existed.
+    :param input_id: the identity of the staging file the record was written for (the
+        record's ``input``), or ``None``.
     """
 
     row: int
@@ -76,6 +102,8 @@ class LedgerEntry:
     billbee_id: int | None = None
     error_code: int | None = None
     message: str | None = None
+    digest: str | None = None
+    input_id: str | None = None
 
     @property
     def final(self) -> bool:
@@ -90,8 +118,14 @@ class LedgerEntry:
     def to_json(self) -> str:
         """The record as one JSON line (without the newline); ``None`` fields left out."""
         record: dict[str, Any] = {"row": self.row, "key": self.key, "event": self.event}
-        for name in ("billbee_id", "error_code", "message"):
-            value = getattr(self, name)
+        for name, field in (
+            ("billbee_id", "billbee_id"),
+            ("error_code", "error_code"),
+            ("message", "message"),
+            ("digest", "digest"),
+            ("input", "input_id"),
+        ):
+            value = getattr(self, field)
             if value is not None:
                 record[name] = value
         record["at"] = self.at
@@ -119,7 +153,58 @@ class LedgerEntry:
             billbee_id=json_int(raw.get("billbee_id")),
             error_code=json_int(raw.get("error_code")),
             message=_str_or_none(raw.get("message")),
+            digest=_str_or_none(raw.get("digest")),
+            input_id=_str_or_none(raw.get("input")),
         )
+
+
+class LedgerState(Mapping[int, LedgerEntry]):
+    """A loaded ledger: the last entry of every ``(row, digest)``, and which one applies to a row.
+
+    As a mapping it is the last entry of every row number, whatever its digest (what
+    happened last at that row number); the importer asks :meth:`match` instead.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[int, LedgerEntry] = {}
+        # (row, digest) -> (line number, last entry): the line number orders two candidates.
+        self._by_digest: dict[tuple[int, str | None], tuple[int, LedgerEntry]] = {}
+
+    def add(self, line: int, entry: LedgerEntry) -> None:
+        """Take one record (records must come in file order)."""
+        self._last[entry.row] = entry
+        self._by_digest[(entry.row, entry.digest)] = (line, entry)
+
+    def __getitem__(self, row: int) -> LedgerEntry:
+        return self._last[row]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._last)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def match(self, row: int, key: str | None, digest: str) -> LedgerEntry | None:
+        """The entry that applies to the staged row ``row`` with this key and digest, or ``None``.
+
+        The last entry recorded for ``(row, digest)``; or an entry without a digest (an
+        older version's record) of the same row and key, whichever was recorded later.
+        """
+        candidates = [self._by_digest.get((row, digest))]
+        legacy = self._by_digest.get((row, None))
+        if legacy is not None and legacy[1].key == key:
+            candidates.append(legacy)
+        found = [c for c in candidates if c is not None]
+        return max(found, key=lambda c: c[0])[1] if found else None
+
+    def entries(self) -> list[LedgerEntry]:
+        """The last entry of every ``(row, digest)``: every row of every input the ledger saw."""
+        return [entry for _, entry in self._by_digest.values()]
+
+    @property
+    def inputs(self) -> set[str]:
+        """Identities of the staging inputs the ledger has records of (without older records')."""
+        return {entry.input_id for _, entry in self._by_digest.values() if entry.input_id is not None}
 
 
 class Ledger:
@@ -150,14 +235,14 @@ class Ledger:
         with self._lock:
             self._appender.close()
 
-    def load(self) -> dict[int, LedgerEntry]:
-        """The last entry of every row in the ledger; ``{}`` when there is none.
+    def load(self) -> LedgerState:
+        """The ledger's entries (see :class:`LedgerState`); empty when there is none.
 
         Unreadable lines (a torn last line from a kill, which later appends push into
         the middle) are skipped: the record being written when the process died
         carries no outcome that the previous record of its row does not cover safely.
         """
-        state: dict[int, LedgerEntry] = {}
+        state = LedgerState()
         skipped: list[int] = []
         for number, line in enumerate(read_bytes(self.location).split(b"\n"), start=1):
             if not line.strip():
@@ -167,7 +252,7 @@ class Ledger:
             except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
                 skipped.append(number)
                 continue
-            state[entry.row] = entry
+            state.add(number, entry)
         if skipped:
             # Line numbers only: a torn line may hold an e-mail.
             logger.warning("ledger: skipped %d unreadable line(s): %s", len(skipped), skipped[:20])
@@ -182,14 +267,18 @@ class Ledger:
         billbee_id: int | None = None,
         error_code: int | None = None,
         message: str | None = None,
+        digest: str | None = None,
+        input_id: str | None = None,
     ) -> LedgerEntry:
         """Append one record and make it durable before returning.
 
+        :param digest: the row's digest; always given by the importer (see the module docstring).
+        :param input_id: the staging file's identity (the record's ``input``).
         :raises ValueError: for an unknown ``event``.
         """
         if event not in EVENTS:
             raise ValueError(f"unknown ledger event {event!r}")
-        entry = LedgerEntry(row, key, event, _now(), billbee_id, error_code, message)
+        entry = LedgerEntry(row, key, event, _now(), billbee_id, error_code, message, digest, input_id)
         data = (entry.to_json() + "\n").encode("utf-8")
         with self._lock:
             if not self._checked_tail:

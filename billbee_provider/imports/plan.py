@@ -1,10 +1,12 @@
 """Deciding per row of the create stage: the statuses, and what happens to rows not sent.
 
 :class:`Planner` goes through the staging file in order and decides, for each row,
-whether it is sent or what its outcome is without sending: carried over from the ledger,
-found in the account (``existing``), an earlier row's e-mail (``duplicate_in_file``), or,
-for a row an earlier run sent without a known answer, found by e-mail (``created``) or
-re-sent. See :mod:`billbee_provider.imports.create` for the rules (``if_exists``,
+whether it is sent or what its outcome is without sending: carried over from the ledger
+(only an entry of this very row: same number, key and body, see
+:mod:`~billbee_provider.imports.ledger`), found in the account (``existing``), an own
+e-mail of several customers (``ambiguous``), an earlier row's e-mail
+(``duplicate_in_file``), or, for a row an earlier run sent without a known answer, found
+by e-mail (``created``) or re-sent. See :mod:`billbee_provider.imports.create` for the rules (``if_exists``,
 exactly once).
 
 This module does not import Airflow.
@@ -12,16 +14,18 @@ This module does not import Airflow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
 from billbee_provider.imports.account import AccountIndex
 from billbee_provider.imports.files import StagedRow, StagingError, iter_staging
-from billbee_provider.imports.ledger import LedgerEntry
+from billbee_provider.imports.ledger import LedgerEntry, LedgerState
 from billbee_provider.imports.storage import Location
 
-Status = Literal["created", "existing", "duplicate_in_file", "rejected", "in_doubt", "failed", "would_create"]
+Status = Literal[
+    "created", "existing", "ambiguous", "duplicate_in_file", "rejected", "in_doubt", "failed", "would_create"
+]
 STATUSES: tuple[Status, ...] = get_args(Status)
 IfExists = Literal["skip", "create", "fail"]
 #: The ``problems`` of a row resolved to a customer found by its e-mail.
@@ -52,6 +56,7 @@ class RowOutcome:
     """The final status of one row, as the results file reports it.
 
     :param problems: Billbee's message(s) for ``rejected``; the error for others.
+    :param digest: the row's digest, recorded with the outcome in the ledger.
     """
 
     row: int
@@ -60,12 +65,15 @@ class RowOutcome:
     billbee_id: int | None = None
     error_code: int | None = None
     problems: str | None = None
+    digest: str | None = None
 
     @classmethod
-    def from_entry(cls, entry: LedgerEntry) -> RowOutcome:
-        """The outcome a final ledger entry stands for."""
+    def from_entry(cls, entry: LedgerEntry, staged: StagedRow) -> RowOutcome:
+        """The outcome a final ledger entry stands for, for the staged row it matched."""
         status: Status = cast(Status, entry.event) if entry.final else "in_doubt"
-        return cls(entry.row, entry.key, status, entry.billbee_id, entry.error_code, entry.message)
+        return cls(
+            staged.row, staged.key, status, entry.billbee_id, entry.error_code, entry.message, staged.digest
+        )
 
 
 def unique_rows(rows: Iterable[StagedRow]) -> Iterator[StagedRow]:
@@ -94,7 +102,8 @@ class Decision:
 class Planner:
     """Decides, row by row in file order, what happens to a row that is not sent.
 
-    :param previous: the ledger's last entry per row.
+    :param previous: the loaded ledger; only the entry that :meth:`LedgerState.match`
+        gives for a row applies to it.
     :param index: the account scan (empty when none was made).
     :param claimed: Billbee Ids already attributed to rows; shared with the run and
         extended here, so that two rows are never resolved to the same customer.
@@ -102,7 +111,7 @@ class Planner:
 
     def __init__(
         self,
-        previous: Mapping[int, LedgerEntry],
+        previous: LedgerState,
         index: AccountIndex,
         if_exists: IfExists,
         claimed: set[int],
@@ -112,22 +121,38 @@ class Planner:
         self.dedupe = if_exists != "create"
         self.claimed = claimed
         self._seen: set[str] = set()
+        #: Rows whose ledger entry was carried over (final) or resolved (unresolved).
+        self.matched = 0
+        #: Rows with ledger entries of other content only (another input): treated as new.
+        self.superseded = 0
 
     def decide(self, staged: StagedRow) -> Decision | None:
         """The row's outcome without sending it, or ``None``: send it."""
-        key, prev = staged.key, self.previous.get(staged.row)
+        key, prev = staged.key, self.previous.match(staged.row, staged.key, staged.digest)
         first = self._first_sighting(key)
+        if prev is None and staged.row in self.previous:
+            self.superseded += 1
         if prev is not None and prev.final:
-            return Decision(RowOutcome.from_entry(prev), record=False)
+            self.matched += 1
+            return Decision(RowOutcome.from_entry(prev, staged), record=False)
         if prev is not None and prev.unresolved:
+            self.matched += 1
             return self._resolve(staged, prev)
         if key is None or not self.dedupe:
             return None
         if not first:
-            return Decision(RowOutcome(staged.row, key, "duplicate_in_file"), record=True)
-        existing = self.index.find(key)
-        if existing is not None:
-            return Decision(RowOutcome(staged.row, key, "existing", existing), record=True)
+            return Decision(
+                RowOutcome(staged.row, key, "duplicate_in_file", digest=staged.digest), record=True
+            )
+        existing = self.index.existing(key)
+        if len(existing) > 1:
+            # Never linked to one of them at random, never sent; decided again by every run
+            # (not recorded), so that merging the customers in Billbee settles it.
+            problems = f"{len(existing)} Billbee customers have this e-mail"
+            return Decision(RowOutcome(staged.row, key, "ambiguous", problems=problems), record=False)
+        if existing:
+            outcome = RowOutcome(staged.row, key, "existing", existing[0], digest=staged.digest)
+            return Decision(outcome, record=True)
         return None
 
     def _first_sighting(self, key: str | None) -> bool:
@@ -142,23 +167,27 @@ class Planner:
     def _resolve(self, staged: StagedRow, prev: LedgerEntry) -> Decision | None:
         """A row sent by an earlier run without a known answer: found, reported, or re-sent."""
         if staged.key is None:
-            outcome = RowOutcome(staged.row, None, "in_doubt", problems=prev.message)
+            outcome = RowOutcome(staged.row, None, "in_doubt", problems=prev.message, digest=staged.digest)
             return Decision(outcome, record=prev.event == "sending")
-        found = self.index.find(staged.key, self.claimed)
+        found = self.index.find(staged.key, self.claimed, own=staged.key_is_email)
         if found is None:
             return None  # the scan came after the earlier run: the customer provably does not exist
         self.claimed.add(found)
-        return Decision(RowOutcome(staged.row, staged.key, "created", found, problems=FOUND), record=True)
+        outcome = RowOutcome(staged.row, staged.key, "created", found, problems=FOUND, digest=staged.digest)
+        return Decision(outcome, record=True)
 
 
 def existing_rows(
-    staging: Location, previous: Mapping[int, LedgerEntry], index: AccountIndex, claimed: set[int]
+    staging: Location, previous: LedgerState, index: AccountIndex, claimed: set[int]
 ) -> list[int]:
-    """Rows that ``if_exists="skip"`` would report as existing (a dry pass, nothing recorded)."""
+    """Rows that ``if_exists="skip"`` would report as existing or ambiguous (a dry pass, nothing recorded)."""
     planner = Planner(previous, index, "fail", set(claimed))
     rows: list[int] = []
     for staged in iter_staging(staging):
         decision = planner.decide(staged)
-        if decision is not None and decision.outcome.status == "existing" and decision.record:
+        if decision is None:
+            continue
+        status = decision.outcome.status
+        if (status == "existing" and decision.record) or status == "ambiguous":
             rows.append(staged.row)
     return rows

@@ -4,8 +4,19 @@
 create phases: a thread pool of ``max_in_flight`` workers shares the one client, whose
 rate limiter paces the starts. Each worker first waits for a slot of the same rate (a
 window of the client's limiter under the run's own key), writes ``sending`` to the
-ledger just before its request leaves, and the outcome right after the answer. See
-:mod:`billbee_provider.imports.create` for the whole picture.
+ledger just before its request leaves, and the outcome right after the answer. Every
+record carries the row's digest and the input's identity (see
+:mod:`~billbee_provider.imports.ledger`). See :mod:`billbee_provider.imports.create` for
+the whole picture.
+
+Resolving this run's in-doubt rows
+    :meth:`Run.resolve_in_doubt` scans the account again and takes, for each row, the
+    lowest Id with its e-mail that is neither claimed by another row (of any input the
+    ledger knows) nor in :attr:`Run.preexisting`, the Ids of the scan made before this
+    run sent anything: a customer that existed before our request cannot be the one it
+    created. So a row is never resolved to an earlier row's customer, nor to another
+    customer who merely shares the e-mail, also when an earlier input's row at the same
+    position was left in doubt.
 
 This module does not import Airflow.
 """
@@ -47,6 +58,7 @@ class Run:
         dry_run: bool,
         max_in_flight: int,
         total: int,
+        input_id: str | None,
         progress_every: float,
         log: Logger,
         clock: Callable[[], float],
@@ -56,11 +68,15 @@ class Run:
         self.dry_run = dry_run
         self.max_in_flight = max_in_flight
         self.total = total
+        #: The staging file's identity, recorded with every ledger record.
+        self.input_id = input_id
         self.progress_every = progress_every
         self.log = log
         self.clock = clock
         self.outcomes: dict[int, RowOutcome] = {}
         self.claimed: set[int] = set()
+        #: Ids of the account scan made before anything was sent (empty without one).
+        self.preexisting: set[int] = set()
         self.sent = 0
         self.create_seconds = 0.0
         self._phase_started: float | None = None
@@ -85,16 +101,16 @@ class Run:
                 for staged in rows:
                     decision = decide(staged)
                     if decision is not None or self.dry_run:
-                        self.settle(
-                            decision or Decision(RowOutcome(staged.row, staged.key, "would_create"), False)
-                        )
+                        self.settle(decision or Decision(_would_create(staged), False))
                         self.tick()
                         continue
                     while len(pending) >= self.max_in_flight:
                         pending = self._collect(pending)
                     # Until its answer the row is in doubt; this also fixes its place in
                     # the results, which follow the file's order, not the answers' order.
-                    self.outcomes.setdefault(staged.row, RowOutcome(staged.row, staged.key, "in_doubt"))
+                    self.outcomes.setdefault(
+                        staged.row, RowOutcome(staged.row, staged.key, "in_doubt", digest=staged.digest)
+                    )
                     pending.add(pool.submit(self.send, staged))
                     self._in_flight = len(pending)
                 while pending:
@@ -123,8 +139,10 @@ class Run:
         """Take a row's outcome into the results (and the ledger, if asked and not a dry run)."""
         outcome = decision.outcome
         if decision.record and not self.dry_run:
-            _record(self.ledger, outcome)
+            _record(self.ledger, outcome, self.input_id)
         self.outcomes[outcome.row] = outcome
+        if outcome.status == "ambiguous":
+            _log_outcome(self.log, outcome)
         if outcome.billbee_id is not None and outcome.status == "created":
             self.claimed.add(outcome.billbee_id)
 
@@ -165,9 +183,7 @@ class Run:
     def resolve_in_doubt(self, staging: Location) -> None:
         """Resolve this run's in-doubt rows by fresh scans; re-send those provably absent."""
         for round_number in range(1, RESOLVE_ROUNDS + 1):
-            doubtful = {
-                o.row: o.key for o in self.outcomes.values() if o.status == "in_doubt" and o.key is not None
-            }
+            doubtful = {o.row for o in self.outcomes.values() if o.status == "in_doubt" and o.key is not None}
             if not doubtful or self.dry_run:
                 return
             self.log.info(
@@ -178,12 +194,16 @@ class Run:
             )
             index = scan_account(self.client, self.log)
             absent = set()
-            for row, key in doubtful.items():
-                found = index.find(key, self.claimed)
+            for staged in (s for s in iter_staging(staging) if s.row in doubtful):
+                assert staged.key is not None  # doubtful rows have a key
+                found = index.find(staged.key, self.claimed | self.preexisting, own=staged.key_is_email)
                 if found is None:
-                    absent.add(row)
+                    absent.add(staged.row)
                 else:
-                    self.settle(Decision(RowOutcome(row, key, "created", found, problems=FOUND), True))
+                    outcome = RowOutcome(
+                        staged.row, staged.key, "created", found, problems=FOUND, digest=staged.digest
+                    )
+                    self.settle(Decision(outcome, True))
             if absent:
                 self.log.info("re-sending %d row(s) that the scan shows were not created", len(absent))
                 again = (s for s in iter_staging(staging) if s.row in absent)
@@ -199,7 +219,7 @@ class Run:
         self.client.limiter.acquire([self._pacer])
         if self._abort.is_set():
             return None
-        self.ledger.record(staged.row, staged.key, "sending")
+        self.ledger.record(staged.row, staged.key, "sending", digest=staged.digest, input_id=self.input_id)
         try:
             created = self.client.create_customer(staged.body)
         except BillbeeInDoubtError as exc:
@@ -229,14 +249,19 @@ class Run:
         error_code: int | None = None,
         problems: str | None = None,
     ) -> RowOutcome:
-        outcome = RowOutcome(staged.row, staged.key, status, billbee_id, error_code, problems)
-        _record(self.ledger, outcome)
+        outcome = RowOutcome(staged.row, staged.key, status, billbee_id, error_code, problems, staged.digest)
+        _record(self.ledger, outcome, self.input_id)
         _log_outcome(self.log, outcome)
         return outcome
 
 
-def _record(ledger: Ledger, outcome: RowOutcome) -> None:
-    if outcome.status == "would_create":  # a dry run's guess is not an outcome
+def _would_create(staged: StagedRow) -> RowOutcome:
+    return RowOutcome(staged.row, staged.key, "would_create", digest=staged.digest)
+
+
+def _record(ledger: Ledger, outcome: RowOutcome, input_id: str | None) -> None:
+    # A dry run's guess, or the account's state (decided again by every run): not outcomes.
+    if outcome.status == "would_create" or outcome.status == "ambiguous":  # two ==: mypy narrows
         return
     ledger.record(
         outcome.row,
@@ -245,6 +270,8 @@ def _record(ledger: Ledger, outcome: RowOutcome) -> None:
         billbee_id=outcome.billbee_id,
         error_code=outcome.error_code,
         message=outcome.problems,
+        digest=outcome.digest,
+        input_id=input_id,
     )
 
 
@@ -260,6 +287,8 @@ def _log_outcome(log: Logger, outcome: RowOutcome) -> None:
         log.warning("row %d: failed after retries; a re-run will send it again", row)
     elif outcome.status == "in_doubt":
         log.warning("row %d: sent, but the answer was lost; in doubt until resolved", row)
+    elif outcome.status == "ambiguous":
+        log.warning("row %d: %s; not sent, not linked (see the results file)", row, outcome.problems)
 
 
 def _is_rejection(exc: BillbeeError) -> bool:

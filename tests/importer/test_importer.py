@@ -19,7 +19,7 @@ import pytest
 from billbee_provider.api.client import BillbeeClient
 from billbee_provider.api.config import BillbeeConfig
 from billbee_provider.api.errors import BillbeeAuthError
-from billbee_provider.imports.account import customer_emails
+from billbee_provider.imports.account import contact_emails, customer_emails
 from billbee_provider.imports.create import ExistingCustomersError, ImportSummary, import_customers
 from billbee_provider.imports.files import StagingError
 from billbee_provider.imports.ledger import Ledger
@@ -435,7 +435,7 @@ def test_object_store_locations_for_every_file(make_sandbox: Callable[..., Sandb
     assert len(posts(sandbox)) == 2
 
 
-def test_customer_emails_are_read_from_every_place_they_can_be() -> None:
+def test_own_emails_are_matched_and_contact_emails_only_for_resolving() -> None:
     customer = {
         "Id": 5,
         "Email": " Anna@Example.de ",
@@ -444,7 +444,10 @@ def test_customer_emails_are_read_from_every_place_they_can_be() -> None:
         "MetaData": [{"TypeId": 1, "Value": "alt@example.de"}, {"TypeId": 2, "Value": "+49 221 1"}],
         "Addresses": [{"Email": "Lager@Example.de"}, "junk"],
     }
-    assert customer_emails(customer) == {
+    # What "already exists" matches: Email and the Default*MailAddress values only.
+    assert customer_emails(customer) == {"anna@example.de", "buchhaltung@example.de"}
+    # Every e-mail, for resolving a lost answer of a row keyed by Address.Email.
+    assert contact_emails(customer) == {
         "anna@example.de",
         "buchhaltung@example.de",
         "alt@example.de",
