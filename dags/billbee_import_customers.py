@@ -1,11 +1,13 @@
 """Import a customer list into Billbee: extract -> validate -> create -> report.
 
 The source is a CSV (header: Billbee's dotted field paths, e.g. ``Address.City``;
-``,`` or ``;``, UTF-8 with or without BOM) or a JSONL file of Billbee bodies, as a path
-or URL. Invalid rows land in ``rejects.csv`` and are never sent; above ``max_rejects``
-nothing is sent at all. ``create`` runs at Billbee's limit (2 creates/s), skips
-customers whose e-mail already exists (``if_exists``), and keeps a ledger so that a
-retry or re-run never creates a customer twice. ``report`` writes ``summary.json``.
+``,``, ``;`` or tab; UTF-8 with or without BOM or UTF-16 with BOM by default, ``cp1252``
+for Excel's "CSV (Trennzeichen-getrennt)": params ``encoding`` and ``delimiter``) or a
+JSONL file of Billbee bodies, as a path or object-storage URL. Invalid rows land in
+``rejects.csv`` and are never sent; above ``max_rejects`` nothing is sent at all.
+``create`` runs at Billbee's limit (2 creates/s), skips customers whose e-mail already
+exists (``if_exists``), and keeps a ledger so that a retry or re-run never creates a
+customer twice. ``report`` writes ``summary.json``.
 All files go to ``output_dir`` (default: ``$AIRFLOW_HOME/billbee-imports/<dag>/<run>``).
 
 The create task runs in the pool ``billbee_api``: create it with one slot per Billbee
@@ -19,7 +21,12 @@ from pathlib import Path
 from airflow.sdk import Param, dag
 from example_dag_args import IMPORT_DAG_ARGS
 
-from billbee_provider.operators.import_group import OUTPUT_DIR_PARAM, customer_import_group, import_params
+from billbee_provider.operators.import_group import (
+    OUTPUT_DIR_PARAM,
+    customer_import_group,
+    import_params,
+    source_file_params,
+)
 from billbee_provider.operators.imports import BillbeeExtractCustomersOperator
 
 SAMPLE = str(Path(__file__).parent / "data" / "customers_sample.csv")
@@ -33,8 +40,13 @@ SAMPLE = str(Path(__file__).parent / "data" / "customers_sample.csv")
             SAMPLE,
             type="string",
             title="Customer file",
-            description="Path or URL of a CSV or JSONL file of customers (the sample file by default).",
+            description=(
+                "Path or object-storage URL (s3://, gs://, file://, ...) of a CSV or JSONL file of "
+                "customers (the sample file by default). Web addresses (http://, https://) are not "
+                "supported: download the file first."
+            ),
         ),
+        **source_file_params(),
         max_rejects=Param(
             0.2,
             type=["number", "null"],
@@ -55,6 +67,8 @@ def billbee_import_customers() -> None:
     customer_import_group(
         extract.output,
         max_rejects="{{ params.max_rejects }}",
+        encoding="{{ params.encoding }}",
+        delimiter="{{ params.delimiter }}",
         if_exists="{{ params.if_exists }}",
         dry_run="{{ params.dry_run }}",
         output_dir=OUTPUT_DIR_PARAM,

@@ -17,18 +17,21 @@ from typing import Any, Final
 
 from billbee_provider.api.errors import shorten
 from billbee_provider.imports.extract import (
+    MAX_LINE_BYTES,
     SourceError,
     SourceRow,
     byte_lines,
-    checked_codec,
     decode_reason,
+    source_chunks,
 )
 from billbee_provider.imports.storage import Location, describe_location, open_read
 
 #: UTF-8, with or without a byte order mark (Excel writes one).
 DEFAULT_CSV_ENCODING: Final = "utf-8-sig"
 #: The delimiters :func:`iter_csv` detects; any other one must be passed explicitly.
-DETECTED_DELIMITERS: Final = (",", ";")
+DETECTED_DELIMITERS: Final = (",", ";", "\t")
+#: Delimiter settings that are names, as a form gives them.
+DELIMITER_NAMES: Final = {"auto": None, "": None, "tab": "\t", "\\t": "\t"}
 
 _SHOWN_NAME_CHARS: Final = 60
 # How the csv module says a cell hit its field_size_limit().
@@ -47,28 +50,32 @@ def iter_csv(
     byte-exact. Lines may end with ``\\r\\n``, ``\\n`` or ``\\r``, mixed. A cell longer
     than ``csv.field_size_limit()`` characters is a problem of its row, unless a quoted
     cell is still open at the end of its line: then where the row ends is unknown, and
-    the file fails.
+    the file fails. A line longer than
+    :data:`~billbee_provider.imports.extract.MAX_LINE_BYTES` fails the file.
 
     :param location: where the file is (see :func:`~billbee_provider.imports.storage.open_read`).
-    :param encoding: the file's encoding; UTF-8 with or without a byte order mark by
-        default. Pass e.g. ``"cp1252"`` for legacy Windows exports. Only encodings that
-        write ASCII as ASCII are supported (not UTF-16).
-    :param delimiter: the cell delimiter; by default ``;`` if the header line has more
-        semicolons than commas outside quotes, else ``,``.
+    :param encoding: the file's encoding (see
+        :func:`~billbee_provider.imports.extract.source_chunks`): ``None`` or ``"auto"``
+        (UTF-8 with or without a byte order mark, UTF-16/32 by its byte order mark),
+        ``"cp1252"`` for legacy Windows exports (``"cp1252!"`` even if the file is UTF-8),
+        or any codec name.
+    :param delimiter: the cell delimiter; ``None`` or ``"auto"``: detected from the header
+        line (the most frequent of ``,``, ``;`` and tab outside quotes; ``,`` if none);
+        ``"tab"`` for a tab.
     :return: a generator of :class:`SourceRow`.
     :raises SourceError: if the file is empty, its header has an unnamed or duplicated
-        column, its bytes are not in the encoding, or a quote is never closed.
+        column, its bytes are not in the encoding, a line is too long, or a quote is
+        never closed.
     """
     name = describe_location(location)
-    codec = checked_codec(encoding or DEFAULT_CSV_ENCODING, name)
-    if delimiter is not None and len(delimiter) != 1:
-        raise ValueError(f"delimiter must be one character, got {delimiter!r}")
+    separator = delimiter_setting(delimiter)
     with open_read(location, infer_compression_from_name=True) as stream:
-        lines = _text_lines(byte_lines(stream), codec, name)
-        skipped, header_lines = _header_lines(lines)
+        chunks, codec = source_chunks(stream, encoding, name, default=DEFAULT_CSV_ENCODING)
+        lines = _text_lines(byte_lines(chunks, name=name), codec, name)
+        skipped, header_lines = _header_lines(lines, name)
         if not header_lines:
             raise SourceError(f"{name} is empty: no header line")
-        separator = delimiter or detect_delimiter("".join(header_lines))
+        separator = separator or detect_delimiter("".join(header_lines))
         # strict: a stray character after a closing quote is reported, not glued on.
         fed = _QuoteCount(itertools.chain(header_lines, lines))
         reader = csv.reader(fed, delimiter=separator, strict=True)
@@ -76,17 +83,32 @@ def iter_csv(
         yield from _csv_rows(reader, fed, header, name, skipped)
 
 
+def delimiter_setting(delimiter: str | None) -> str | None:
+    """The delimiter a setting names: ``None`` to detect it (``None``, ``""``, ``"auto"``).
+
+    :param delimiter: ``None``, ``"auto"``, ``"tab"`` (or ``"\\t"``), or one character.
+    :return: the character, or ``None``.
+    :raises ValueError: for anything else.
+    """
+    if delimiter is None or delimiter.lower() in DELIMITER_NAMES:
+        return DELIMITER_NAMES[(delimiter or "").lower()]
+    if len(delimiter) != 1:
+        raise ValueError(f"delimiter must be one character, 'tab' or 'auto', got {delimiter!r}")
+    return delimiter
+
+
 def detect_delimiter(header: str) -> str:
-    """Pick the delimiter of a header line: ``;`` if it has more ``;`` than ``,``.
+    """Pick the delimiter of a header line: the most frequent of ``,``, ``;`` and tab.
 
     Only characters outside double quotes count, so a quoted ``"Name, Vorname"`` does not
-    make a ``;`` file look like a ``,`` file.
+    make a ``;`` file look like a ``,`` file. Ties go to ``,``, then ``;`` (a header of
+    one column is read with ``,``).
 
     :param header: the header line (all its physical lines, if a name is quoted over several).
-    :return: ``";"`` or ``","``.
+    :return: ``","``, ``";"`` or ``"\\t"``.
     """
     counts = Counter(char for char in _outside_quotes(header) if char in DETECTED_DELIMITERS)
-    return ";" if counts[";"] > counts[","] else ","
+    return max(DETECTED_DELIMITERS, key=lambda char: counts[char])
 
 
 def _outside_quotes(text: str) -> Iterator[str]:
@@ -115,15 +137,21 @@ def _text_lines(raw_lines: Iterable[bytes], codec: str, name: str) -> Iterator[s
         yield tail
 
 
-def _header_lines(lines: Iterator[str]) -> tuple[int, list[str]]:
+def _header_lines(lines: Iterator[str], name: str) -> tuple[int, list[str]]:
     """Take the physical lines of the header record, skipping blank lines before it.
 
     :return: how many blank lines were skipped, and the header's lines.
+    :raises SourceError: if a quote in the header stays open for more than
+        :data:`~billbee_provider.imports.extract.MAX_LINE_BYTES` characters.
     """
     skipped = 0
     header: list[str] = []
     quotes = 0
+    size = 0
     for text in lines:
+        size += len(text)
+        if size > MAX_LINE_BYTES:
+            raise SourceError(f"{name}: line {skipped + 1}: a quote in the header line is never closed")
         text = text if header or skipped else text.removeprefix("\ufeff")
         if not header and not text.strip():
             skipped += 1

@@ -12,27 +12,31 @@ import json
 from collections.abc import Iterator
 from typing import Any, Final
 
-from billbee_provider.imports.extract import SourceRow, byte_lines, checked_codec, decode_reason
+from billbee_provider.imports.extract import SourceRow, byte_lines, decode_reason, source_chunks
 from billbee_provider.imports.storage import Location, describe_location, open_read
 
 DEFAULT_JSONL_ENCODING: Final = "utf-8"
 
 
-def iter_jsonl(location: Location, *, encoding: str = DEFAULT_JSONL_ENCODING) -> Iterator[SourceRow]:
+def iter_jsonl(location: Location, *, encoding: str | None = None) -> Iterator[SourceRow]:
     """Yield one row per non-blank line of a JSON Lines file, each line one JSON object.
 
     A line that is not a JSON object becomes a row with ``fields={}`` and a problem such
     as ``line 7: not a JSON object: Expecting ',' delimiter at column 12``.
 
     :param location: where the file is (see :func:`~billbee_provider.imports.storage.open_read`).
-    :param encoding: the file's encoding (UTF-8 by default; a leading BOM is ignored).
+    :param encoding: the file's encoding (see
+        :func:`~billbee_provider.imports.extract.source_chunks`); ``None`` or ``"auto"``:
+        UTF-8, or UTF-16/32 recognised by a byte order mark. A leading BOM is ignored.
     :return: a generator of :class:`SourceRow`.
+    :raises SourceError: for an unknown encoding or a line longer than
+        :data:`~billbee_provider.imports.extract.MAX_LINE_BYTES`.
     """
     name = describe_location(location)
-    codec = checked_codec(encoding, name)
     with open_read(location, infer_compression_from_name=True) as stream:
+        chunks, codec = source_chunks(stream, encoding, name, default=DEFAULT_JSONL_ENCODING)
         number = 0
-        for line, raw in enumerate(byte_lines(stream), start=1):
+        for line, raw in enumerate(byte_lines(chunks, name=name), start=1):
             try:
                 text = raw.decode(codec)
             except UnicodeDecodeError as exc:

@@ -12,6 +12,10 @@ opened with the operating system's calls, so that appends can be ``fsync``-ed an
 replacements are atomic renames; everything else goes through fsspec or the object's own
 ``.open(mode)``.
 
+Web addresses (``http(s)://``) are refused before any request (:func:`check_supported`);
+:func:`same_location` tells whether two locations are one file, so that no task writes
+the file it reads.
+
 * :func:`open_read` reads (decompressing by the file name if asked, for sources);
 * :func:`read_bytes` reads a whole file, ``b""`` if it does not exist;
 * :class:`Appender` appends durably (``flush`` + ``fsync`` locally);
@@ -28,6 +32,7 @@ import contextlib
 import io
 import logging
 import os
+import posixpath
 import re
 import uuid
 from collections.abc import Iterator
@@ -41,6 +46,8 @@ from fsspec.utils import infer_compression  # type: ignore[import-untyped, unuse
 
 #: Protocols of fsspec-style paths that are really local files (fsync is possible).
 LOCAL_PROTOCOLS: Final = frozenset({"", "file", "local"})
+#: URL schemes refused as import files (see :func:`check_supported`).
+REFUSED_SCHEMES: Final = frozenset({"http", "https"})
 # ``scheme://user:password@host``: the password must not reach a message.
 _URL_PASSWORD: Final = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
 
@@ -101,8 +108,68 @@ def local_path(location: Location) -> Path | None:
     return None
 
 
+class UnsupportedLocationError(ValueError):
+    """A location the import does not read or write (an ``http(s)://`` URL)."""
+
+
+def check_supported(location: Location) -> None:
+    """Refuse ``http://`` and ``https://`` locations before any request is made.
+
+    Web servers are not a file system: reading a source from one would need connect and
+    read timeouts, retries of a half-read body and a way to tell an error page from a
+    file, and writing is impossible. Download the file first, or put it into object
+    storage (``s3://``, ``gs://``, ...) or a local folder.
+
+    :param location: the file's location.
+    :raises UnsupportedLocationError: for a web URL (a string, or an object whose fsspec
+        ``protocol`` is ``http``/``https``).
+    """
+    if isinstance(location, str):
+        scheme = location.partition("://")[0].lower() if "://" in location else ""
+    else:
+        protocol = getattr(location, "protocol", "")
+        scheme = (protocol[0] if protocol else "") if isinstance(protocol, tuple | list) else protocol
+    if isinstance(scheme, str) and scheme.lower() in REFUSED_SCHEMES:
+        raise UnsupportedLocationError(
+            f"{describe_location(location)}: web addresses ({scheme.lower()}://) are not supported as "
+            "import files; download the file and give its path, or put it into object storage "
+            "(s3://, gs://, ...)"
+        )
+
+
+def same_location(first: Location, second: Location) -> bool:
+    """Whether two locations name the same file (so writing one would destroy the other).
+
+    Local files are compared by :func:`os.path.samefile` when both exist (hard and
+    symbolic links included), else by their resolved absolute paths; other locations by
+    their normalised URLs (scheme and host in lower case, ``.``/``..``/``//`` in the path
+    resolved, no trailing ``/``).
+
+    :param first: a location.
+    :param second: another location.
+    :return: ``True`` if they are the same file.
+    """
+    paths = local_path(first), local_path(second)
+    if paths[0] is not None and paths[1] is not None:
+        with contextlib.suppress(OSError):
+            if paths[0].exists() and paths[1].exists():
+                return os.path.samefile(paths[0], paths[1])
+        return paths[0].expanduser().resolve() == paths[1].expanduser().resolve()
+    if paths[0] is not None or paths[1] is not None:
+        return False
+    return _normal_url(first) == _normal_url(second)
+
+
+def _normal_url(location: Location) -> str:
+    text = location if isinstance(location, str) else str(location)
+    parts = urlsplit(text)
+    path = posixpath.normpath(unquote(parts.path)) if parts.path else ""
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path.rstrip('/')}?{parts.query}"
+
+
 def _open_remote(location: Location, mode: str) -> IO[bytes]:
     """Open a location that :func:`local_path` does not resolve, in a binary ``mode``."""
+    check_supported(location)
     if isinstance(location, str):
         fs, fs_path = fsspec.core.url_to_fs(location)
         return cast(IO[bytes], fs.open(fs_path, mode))

@@ -6,8 +6,10 @@ after the run started cannot change what the ledger refers to.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +17,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from billbee_provider.operators.run_files import output_location, to_location, with_outputs
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -58,17 +62,101 @@ class BillbeeExtractCustomersOperator(BaseOperator):
         self.source_format = source_format
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Snapshot the source."""
+        """Snapshot the source.
+
+        :raises AirflowFailException: for what a retry cannot fix: a web address, a source
+            that is the snapshot file itself, a missing source or a directory.
+        """
         from billbee_provider.imports.storage import describe_location, open_read, replace
 
+        check_source(self.source)
         fmt = source_format(self.source, self.source_format)
-        target = f"{output_location(self.output_dir, context)}/source.{fmt}"
-        source = open_read(to_location(self.source), infer_compression_from_name=True)
-        with source as src, replace(to_location(target)) as dst:
+        out = output_location(self.output_dir, context)
+        target = f"{out}/source.{fmt}"
+        refuse_same_file(self.source, target, out)
+        with (
+            unreadable_source_fails(self.source),
+            open_read(to_location(self.source), infer_compression_from_name=True) as src,
+            replace(to_location(target)) as dst,
+        ):
             shutil.copyfileobj(src, dst, 1 << 20)
             size = dst.tell()
-        self.log.info("Copied %s (%d bytes) to %s", describe_location(to_location(self.source)), size, target)
+        self.log.info("Copied %s (%d bytes) to %s", describe_location(self.source), size, target)
         return {"path": target, "format": fmt, "bytes": size}
+
+
+def check_source(source: str) -> None:
+    """Refuse a web address (``http(s)://``) before any request is made.
+
+    :param source: the source setting.
+    :raises AirflowFailException: for a web address.
+    """
+    from billbee_provider.imports.storage import UnsupportedLocationError, check_supported
+
+    try:
+        check_supported(source)
+    except UnsupportedLocationError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def refuse_same_file(source: str, target: str, output_dir: str) -> None:
+    """Fail before anything is opened for writing if ``target`` is the file ``source`` names.
+
+    :param source: the file the task reads.
+    :param target: a file the task writes.
+    :param output_dir: the run's output directory, for the message.
+    :raises AirflowFailException: if they are the same file.
+    """
+    from billbee_provider.imports.storage import describe_location, same_location
+
+    if same_location(source, target):
+        raise AirflowFailException(
+            f"the source {describe_location(source)} is the file this task writes "
+            f"({describe_location(target)}): it would be overwritten. Move the source out of "
+            f"{describe_location(output_dir)}, or choose another output folder "
+            "(param 'output_dir', 'Output folder' in the trigger form)"
+        )
+
+
+@contextlib.contextmanager
+def unreadable_source_fails(source: str) -> Iterator[None]:
+    """Turn what a retry cannot fix about a source into :class:`AirflowFailException`.
+
+    A missing file or a directory, a web address, bytes the reader refuses
+    (:class:`~billbee_provider.imports.extract.SourceError`), nesting too deep to process
+    (:class:`RecursionError`) or a number too long to convert (:class:`ValueError`) fail the
+    task once, with a one-line reason; the cause's traceback goes to the log at DEBUG.
+    ``ValueError`` messages are not shown: they may quote a cell.
+
+    :param source: the source, for messages.
+    """
+    from billbee_provider.imports.extract import SourceError
+    from billbee_provider.imports.storage import UnsupportedLocationError, describe_location
+
+    name = describe_location(source)
+    try:
+        yield
+    except (SourceError, UnsupportedLocationError) as exc:
+        raise AirflowFailException(str(exc)) from None
+    except FileNotFoundError:
+        _debug_cause()
+        raise AirflowFailException(f"{name}: no such file; check the source path") from None
+    except (IsADirectoryError, NotADirectoryError):
+        _debug_cause()
+        reason = "is a folder (or inside a file), not a file; give the file's path"
+        raise AirflowFailException(f"{name}: {reason}") from None
+    except RecursionError:
+        _debug_cause()
+        raise AirflowFailException(f"{name}: a value is nested too deeply to be processed") from None
+    except ValueError as exc:
+        _debug_cause()
+        digits = "digits" in str(exc)  # int('1' * 5000): over sys.get_int_max_str_digits()
+        reason = "a number has more digits than can be converted" if digits else type(exc).__name__
+        raise AirflowFailException(f"{name}: cannot be processed: {reason}") from None
+
+
+def _debug_cause() -> None:
+    logger.debug("the cause", exc_info=True)
 
 
 class BillbeeExtractCustomersSqlOperator(BaseOperator):

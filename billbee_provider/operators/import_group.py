@@ -144,3 +144,44 @@ def import_params(**extra: Param) -> dict[str, Param]:
             ),
         ),
     }
+
+
+def source_file_params() -> dict[str, Param]:
+    """The trigger-form fields of a file import: the file's encoding and delimiter.
+
+    Both default to ``auto``, which the validate task detects (see
+    :class:`BillbeeValidateCustomersOperator`); pass them on with
+    ``customer_import_group(..., encoding="{{ params.encoding }}",
+    delimiter="{{ params.delimiter }}")``.
+
+    :return: the params by name, for ``@dag(params=import_params(..., **source_file_params()))``.
+    """
+    from airflow.sdk import Param
+
+    return {
+        "encoding": Param(
+            "auto",
+            type="string",
+            title="Character encoding of the file",
+            description=(
+                "auto: UTF-8 (Excel's 'CSV UTF-8') or Unicode text (UTF-16, Excel's 'Unicode-Text'). "
+                "Choose cp1252 for Excel's 'CSV (Trennzeichen-getrennt)' and other older Windows "
+                "exports, if umlauts like ä, ö, ü, ß are refused. If the file turns out to be UTF-8 "
+                "after all, cp1252 is refused so that 'Müller' does not arrive as 'MÃ¼ller'; "
+                "cp1252! reads it as cp1252 anyway."
+            ),
+            examples=["auto", "cp1252", "utf-8", "utf-16", "iso-8859-15", "cp1252!"],
+            minLength=1,
+        ),
+        "delimiter": Param(
+            "auto",
+            type="string",
+            title="Column separator (CSV only)",
+            description=(
+                "auto: whichever of semicolon, comma or tab the header line uses most. "
+                "Or one character, e.g. ; or , or |, or tab."
+            ),
+            examples=["auto", ";", ",", "tab", "|"],
+            pattern="^(auto|tab|.)$",
+        ),
+    }

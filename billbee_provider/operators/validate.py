@@ -8,13 +8,18 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from billbee_provider.operators.extract import (
+    check_source,
+    refuse_same_file,
+    source_format,
+    unreadable_source_fails,
+)
 from billbee_provider.operators.run_files import output_location, to_location, with_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-
-from billbee_provider.operators.extract import source_format
+    from billbee_provider.imports.validate import PrepareSummary
 
 
 class BillbeeValidateCustomersOperator(BaseOperator):
@@ -22,8 +27,12 @@ class BillbeeValidateCustomersOperator(BaseOperator):
 
     :param source: the extracted file (templated; e.g. the extract task's ``path``).
     :param source_format: ``csv`` or ``jsonl``; default from the extension.
-    :param encoding: CSV encoding (default UTF-8 with or without BOM; e.g. ``cp1252``).
-    :param delimiter: CSV delimiter (default: detected, ``,`` or ``;``).
+    :param encoding: the source's encoding (templated): ``auto`` (the default: UTF-8 with
+        or without BOM, UTF-16/32 by its BOM), ``cp1252`` for Excel's "CSV
+        (Trennzeichen-getrennt)" (refused if the file is really UTF-8; ``cp1252!`` forces
+        it), or any codec name.
+    :param delimiter: CSV delimiter (templated): ``auto`` (the default: the most frequent
+        of ``,``, ``;`` and tab in the header), ``tab``, or one character.
     :param template: a body template whose leaves are Jinja over ``row`` (not an Airflow
         template field: it is rendered per row, not per task). Without it, CSV headers are
         Billbee's dotted field paths and JSONL lines are Billbee bodies.
@@ -70,25 +79,18 @@ class BillbeeValidateCustomersOperator(BaseOperator):
         self.output_dir = output_dir
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Validate every row; fail before anything is sent when there are too many rejects."""
-        from billbee_provider.imports.extract import SourceError
-        from billbee_provider.imports.validate import TooManyRejects, prepare
+        """Validate every row; fail before anything is sent when there are too many rejects.
 
+        :raises AirflowFailException: for too many rejects, and for what a retry cannot
+            fix about the source (see :func:`~.extract.unreadable_source_fails`).
+        """
+        check_source(self.source)
         out = output_location(self.output_dir, context)
         paths = {"staging": f"{out}/staging.jsonl", "rejects": f"{out}/rejects.csv"}
-        try:
-            summary = prepare(
-                self._rows(),
-                self._to_body(),
-                staging=to_location(paths["staging"]),
-                rejects=to_location(paths["rejects"]),
-                required_fields=self.required_fields,
-                extra_schema=self.extra_schema,
-                max_rejects=parse_max_rejects(self.max_rejects),
-            )
-        except (TooManyRejects, SourceError) as exc:
-            # Too many rejects: the message gives the counts and the rejects file.
-            raise AirflowFailException(str(exc)) from None
+        for path in paths.values():
+            refuse_same_file(self.source, path, out)
+        with unreadable_source_fails(self.source):
+            summary = self._prepare(paths)
         self.log.info(
             "Validated %d row(s): %d valid, %d rejected (rejects: %s)",
             summary.rows_read,
@@ -98,13 +100,33 @@ class BillbeeValidateCustomersOperator(BaseOperator):
         )
         return {**summary.as_dict(), **paths}
 
+    def _prepare(self, paths: dict[str, str]) -> PrepareSummary:
+        from billbee_provider.imports.validate import TooManyRejects, prepare
+
+        try:
+            return prepare(
+                self._rows(),
+                self._to_body(),
+                staging=to_location(paths["staging"]),
+                rejects=to_location(paths["rejects"]),
+                required_fields=self.required_fields,
+                extra_schema=self.extra_schema,
+                max_rejects=parse_max_rejects(self.max_rejects),
+            )
+        except TooManyRejects as exc:
+            # The message gives the counts and the rejects file.
+            raise AirflowFailException(str(exc)) from None
+
     def _rows(self) -> Any:
         from billbee_provider.imports.extract import iter_rows
+        from billbee_provider.imports.extract_csv import delimiter_setting
 
         fmt = source_format(self.source, self.source_format)
-        return iter_rows(
-            to_location(self.source), fmt, encoding=self.encoding or None, delimiter=self.delimiter or None
-        )
+        try:
+            delimiter = delimiter_setting(self.delimiter)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        return iter_rows(to_location(self.source), fmt, encoding=self.encoding or None, delimiter=delimiter)
 
     def _to_body(self) -> Any:
         from billbee_provider.customers.mapping import body_from_dotted

@@ -179,9 +179,11 @@ def test_unclosed_quote_fails_the_file(tmp_path: Path) -> None:
         list(iter_csv(path))
 
 
-def test_unsupported_and_unknown_encodings(tmp_path: Path) -> None:
+def test_unknown_encoding_and_utf16_without_bom(tmp_path: Path) -> None:
     path = _write(tmp_path, "a\n1\n")
-    with pytest.raises(SourceError, match="not supported; re-export the file as UTF-8"):
+    with pytest.raises(
+        SourceError, match=r"line 1: not valid utf-16 \(UTF-16 stream does not start with BOM\)"
+    ):
         list(iter_csv(path, encoding="utf-16"))
     with pytest.raises(SourceError, match="unknown encoding 'klingon'"):
         list(iter_csv(path, encoding="klingon"))
