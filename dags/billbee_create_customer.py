@@ -2,8 +2,10 @@
 
 Trigger it from the UI (the form is pre-filled with an example customer), or run
 ``airflow dags test billbee_create_customer -c "$(cat conf.json)"``. An invalid
-customer fails the ``validate`` task and nothing is sent. Only light modules are
-imported here; the operators import requests/jsonschema when they run.
+customer fails the ``validate`` task and nothing is sent. Clearing a finished ``create``
+runs it as a new try, which looks the customer up by e-mail before creating it (param
+``if_exists``). Only light modules are imported here; the operators import
+requests/jsonschema when they run.
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ CUSTOMER_TEMPLATE = "{{ params.customer | tojson }}"
             description="Body of POST /api/v1/customers (Billbee field names).",
         ),
         "dry_run": Param(False, type="boolean", title="Dry run", description="Validate only, send nothing."),
+        "if_exists": Param(
+            "skip",
+            type="string",
+            enum=["skip", "fail", "create"],
+            title="If the customer exists",
+            description=(
+                "On a retry or after Clear (any try after the first), create looks the customer up "
+                "by e-mail first: skip returns the existing Id, fail fails the task, create creates it "
+                "again without looking."
+            ),
+        ),
     },
     doc_md=__doc__,
 )
@@ -55,7 +68,10 @@ def billbee_create_customer() -> None:
     """Validate the customer from the run's params, then create it in Billbee."""
     validate = BillbeeValidateCustomerOperator(task_id="validate", customer=CUSTOMER_TEMPLATE)
     create = BillbeeCreateCustomerOperator(
-        task_id="create", customer=CUSTOMER_TEMPLATE, dry_run="{{ params.dry_run }}"
+        task_id="create",
+        customer=CUSTOMER_TEMPLATE,
+        dry_run="{{ params.dry_run }}",
+        if_exists="{{ params.if_exists }}",
     )
     validate >> create
 

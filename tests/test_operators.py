@@ -101,3 +101,101 @@ def test_as_bool_and_field_paths() -> None:
         with pytest.raises(AirflowFailException, match="dry_run must be true or false, got"):
             as_bool(blank, "dry_run")
     assert field_paths(BODY)[-2:] == ["Address.CountryCode", "Address.AddressType"]
+
+
+# -- a try after the first (a retry, or Clear in the UI) looks before it creates ----------
+
+
+class _TI:
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+
+
+def _try(number: int) -> Any:
+    return {"ti": _TI(number)}
+
+
+def test_first_try_is_one_request(billbee_default: Sandbox) -> None:
+    op = BillbeeCreateCustomerOperator(task_id="create", customer=BODY)
+    op.execute(context=_try(1))
+    assert [(e["method"], e["path"]) for e in billbee_default.journal()] == [("POST", "/api/v1/customers")]
+
+
+def test_second_try_returns_the_customer_the_first_created(billbee_default: Sandbox) -> None:
+    op = BillbeeCreateCustomerOperator(task_id="create", customer=BODY)
+    first = op.execute(context=_try(1))
+    again = BillbeeCreateCustomerOperator(
+        task_id="create", customer={**BODY, "Email": "RENEE.Groesser@example.de"}
+    )
+    assert again.execute(context=_try(2)) == first  # same Id and Number, e-mail matched without case
+    assert len(billbee_default.customers()) == 1
+    assert len(billbee_default.journal("/api/v1/customers", "POST")) == 1
+
+
+def test_second_try_creates_when_nothing_exists_and_create_skips_the_lookup(billbee_default: Sandbox) -> None:
+    created = BillbeeCreateCustomerOperator(task_id="create", customer=BODY).execute(context=_try(2))
+    assert created["Id"] > 0
+    # The second try: one scan, then the create.
+    assert [e["method"] for e in billbee_default.journal("/api/v1/customers")] == ["GET", "POST"]
+    again = BillbeeCreateCustomerOperator(task_id="create", customer=BODY, if_exists="create")
+    assert again.execute(context=_try(3))["Id"] != created["Id"]  # asked for: a second customer
+    # The third try (if_exists=create) did not look.
+    assert [e["method"] for e in billbee_default.journal("/api/v1/customers")] == ["GET", "POST", "POST"]
+
+
+def test_second_try_fails_on_fail_and_on_two_matches(billbee_default: Sandbox) -> None:
+    first = BillbeeCreateCustomerOperator(task_id="create", customer=BODY).execute(context=_try(1))
+    with pytest.raises(
+        AirflowFailException, match=rf"already exists in Billbee \(Id={first['Id']}\).*if_exists=fail"
+    ):
+        BillbeeCreateCustomerOperator(task_id="create", customer=BODY, if_exists="FAIL").execute(
+            context=_try(2)
+        )
+    # A second customer whose own DefaultMailAddress is the e-mail: now two match.
+    other = {"Name": "Andere", "Type": 0, "DefaultMailAddress": {"TypeId": 1, "Value": BODY["Email"]}}
+    BillbeeCreateCustomerOperator(task_id="create", customer=other).execute(context=_try(1))
+    with pytest.raises(
+        AirflowFailException, match="2 customers in Billbee have this customer's e-mail"
+    ) as err:
+        BillbeeCreateCustomerOperator(task_id="create", customer=BODY).execute(context=_try(2))
+    assert BODY["Email"] not in str(err.value)  # names Ids, never the e-mail
+    assert len(billbee_default.customers()) == 2
+
+
+def test_second_try_without_an_email_cannot_check(billbee_default: Sandbox) -> None:
+    body = {k: v for k, v in BODY.items() if k != "Email"}
+    with pytest.raises(AirflowFailException, match=r"has no e-mail .* to look it up by; nothing was sent"):
+        BillbeeCreateCustomerOperator(task_id="create", customer=body).execute(context=_try(2))
+    assert billbee_default.journal() == []
+    op = BillbeeCreateCustomerOperator(task_id="create", customer=body, if_exists="create")
+    assert op.execute(context=_try(2))["Id"] > 0
+
+
+def test_if_exists_is_templated_and_checked() -> None:
+    op = BillbeeCreateCustomerOperator(task_id="create", customer=BODY, if_exists="{{ params.x }}")
+    op.render_template_fields(context={"params": {"x": "fail"}})  # type: ignore[arg-type]
+    assert op.if_exists == "fail"
+    with pytest.raises(
+        AirflowFailException, match="if_exists must be one of skip, fail, create, got 'maybe'"
+    ):
+        BillbeeCreateCustomerOperator(task_id="create", customer=BODY, if_exists="maybe").execute(context={})  # type: ignore[arg-type]
+
+
+def test_import_create_task_outside_a_billbee_pool_is_warned_of(monkeypatch: pytest.MonkeyPatch) -> None:
+    from billbee_provider.operators.create import BillbeeCreateCustomersOperator
+
+    said: list[tuple[str, str]] = []
+
+    class Log:
+        def warning(self, msg: str, *args: Any) -> None:
+            said.append(("warning", msg % args))
+
+        def info(self, msg: str, *args: Any) -> None:
+            said.append(("info", msg % args))
+
+    monkeypatch.setattr(BillbeeCreateCustomersOperator, "log", property(lambda self: Log()))
+    BillbeeCreateCustomersOperator(task_id="c", staging="s.jsonl")._check_pool()
+    BillbeeCreateCustomersOperator(task_id="c", staging="s.jsonl", pool="default_pool")._check_pool()
+    (level, reminder), (warned, warning) = said
+    assert level == "info" and "pool 'billbee_api' must have exactly 1 slot per Billbee account" in reminder
+    assert warned == "warning" and "runs in 'default_pool'" in warning

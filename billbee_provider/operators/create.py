@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: Pool that keeps one account's imports from running side by side (see docs/import.md).
 DEFAULT_POOL = "billbee_api"
+#: Airflow's pool for tasks that name none (``airflow.sdk.bases.operator.DEFAULT_POOL_NAME``).
+DEFAULT_POOL_NAME = "default_pool"
 
 
 class BillbeeCreateCustomersOperator(BaseOperator):
@@ -78,6 +80,7 @@ class BillbeeCreateCustomersOperator(BaseOperator):
         from billbee_provider.imports.create import ExistingCustomersError, import_customers
         from billbee_provider.imports.ledger import Ledger
 
+        self._check_pool()
         out = output_location(self.output_dir, context)
         client = BillbeeHook(billbee_conn_id=self.billbee_conn_id).client
         try:
@@ -104,3 +107,30 @@ class BillbeeCreateCustomersOperator(BaseOperator):
                 f"retries); results: {summary.results_path}. A retry of this task sends only them."
             )
         return summary.as_dict()
+
+    def _check_pool(self) -> None:
+        """Say what keeps two imports of this account apart across machines: the pool.
+
+        The pool must have one slot per Billbee account (docs/import.md "The pool"): with
+        two slots, two imports of one account ran side by side on a two-worker cluster
+        and created 29 duplicates (the account lock only works on one machine). A task
+        cannot read its pool's size in Airflow 3: the Task SDK blocks the ORM
+        (``BlockedDBSession``), the Execution API has no pool route and ``TIRunContext``
+        carries no pool, and the public REST API (``/api/v2/pools/{name}``) needs an
+        authenticated user. So the size is named as a one-line reminder; only a task
+        outside any Billbee pool (``default_pool``) is a certain problem and warned of.
+        """
+        if self.pool == DEFAULT_POOL_NAME:
+            self.log.warning(
+                "this create task runs in %r, not in a pool with one slot per Billbee account: two "
+                "imports of one account on different workers can overlap and create duplicates",
+                self.pool,
+            )
+            return
+        self.log.info(
+            "pool %r must have exactly 1 slot per Billbee account (a task cannot read its pool's size; "
+            "check with: airflow pools get %s): with more, imports of one account on different "
+            "workers can overlap and create duplicates",
+            self.pool,
+            self.pool,
+        )

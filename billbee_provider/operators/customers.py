@@ -88,27 +88,104 @@ class BillbeeCreateCustomerOperator(BillbeeCustomerBodyOperator):
     Returns (XCom) ``{"Id": <Billbee id>, "Number": <customer number or None>}``, never
     the body.
 
+    The first try is a single request. Any later try (a retry, or a Clear of the task in
+    the UI: Airflow 3 gives the next run of a cleared task the next ``try_number``) first
+    looks for the customer an earlier try may have created, matched by e-mail, and acts
+    on it as ``if_exists`` says. How it looks: one paged scan of the account
+    (``GET /api/v1/customers``, 250 per page), the import's scan, matching the body's own
+    e-mails (``Email``, ``Default*MailAddress``) against each customer's, case-insensitively.
+    Billbee has no filter by e-mail, and its search (``POST /api/v1/search``) answers
+    without e-mails and from a search index, so a search would need one ``GET`` per hit,
+    could miss a customer created moments ago or matched only by a ``Default*MailAddress``,
+    and could not prove that no second customer has the e-mail. The scan reads the stored
+    customers themselves: ``ceil(customers / 250)`` requests at 2/s, 2 s for 1,000
+    customers, 20 s for 10,000, 200 s for 100,000; paid only on tries after the first.
+
     :param dry_run: validate and log what would be sent, without sending (templated;
         a bool or ``"true"``/``"false"``). Kept as ``is_dry_run``: ``BaseOperator``
         already has a ``dry_run()`` method.
+    :param if_exists: what a try after the first does when its customer already exists
+        (templated): ``skip`` (default) returns the existing customer's Id and Number
+        without creating; ``fail`` fails the task naming the Id; ``create`` creates it
+        again without looking (the first try's behaviour). Several customers with the
+        e-mail fail the task (ambiguous: none is picked); a body without an own e-mail
+        fails it (nothing to look for) unless ``create``.
     """
 
-    template_fields: Sequence[str] = (*BillbeeCustomerBodyOperator.template_fields, "is_dry_run")
+    template_fields: Sequence[str] = (*BillbeeCustomerBodyOperator.template_fields, "is_dry_run", "if_exists")
 
-    def __init__(self, *, dry_run: bool | str = False, **kwargs: Any) -> None:
+    def __init__(self, *, dry_run: bool | str = False, if_exists: str = "skip", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.is_dry_run = dry_run
+        self.if_exists = if_exists
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Validate, then create the customer (or only log it on a dry run)."""
+        """Validate, then create the customer (or only log it on a dry run).
+
+        On a try after the first, look for the customer first (see ``if_exists``).
+        """
         body = self.customer_body()
+        if_exists = check_if_exists(self.if_exists)
         hook = self._hook()
         if as_bool(self.is_dry_run, "dry_run"):
             self._log_dry_run(hook, body)
             return {"dry_run": True, "Id": None, "Number": None}
+        try_number = _try_number(context)
+        if try_number > 1 and if_exists != "create":
+            existing = self._existing(hook, body, try_number, if_exists)
+            if existing is not None:
+                return existing
         created = _create(hook, body)
         self.log.info("Created Billbee customer Id=%s Number=%s", created.get("Id"), created.get("Number"))
         return {"Id": created.get("Id"), "Number": created.get("Number")}
+
+    def _existing(
+        self, hook: BillbeeHook, body: Mapping[str, Any], try_number: int, if_exists: str
+    ) -> dict[str, Any] | None:
+        """The customer an earlier try created, as the task's result; ``None``: there is none.
+
+        :raises AirflowFailException: no e-mail to look for, several matches, or
+            ``if_exists="fail"`` and a match.
+        """
+        from billbee_provider.api.errors import BillbeeAuthError, BillbeeConfigError
+        from billbee_provider.imports.account import customer_emails, scan_account
+
+        where = f"Try {try_number} of this task"
+        emails = customer_emails(body)
+        if not emails:
+            raise AirflowFailException(
+                f"{where}: an earlier try may already have created this customer, and the body has no "
+                "e-mail (Email or Default*MailAddress) to look it up by; nothing was sent. Check Billbee, "
+                "then run with if_exists=create to create it anyway."
+            )
+        self.log.info("%s: looking for a customer an earlier try may have created (by e-mail)", where)
+        try:
+            index = scan_account(hook.client, self.log)
+        except (BillbeeConfigError, BillbeeAuthError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        ids = sorted({i for email in emails for i in index.ids_by_email.get(email, ())})
+        if not ids:
+            self.log.info("%s: no customer in Billbee has this e-mail; creating it", where)
+            return None
+        if len(ids) > 1:
+            raise AirflowFailException(
+                f"{where}: {len(ids)} customers in Billbee have this customer's e-mail (Ids "
+                f"{', '.join(map(str, ids))}); not creating another and not picking one. Resolve it in "
+                "Billbee, or run with if_exists=create."
+            )
+        if if_exists == "fail":
+            raise AirflowFailException(
+                f"{where}: the customer already exists in Billbee (Id={ids[0]}), probably created by an "
+                "earlier try; if_exists=fail, so nothing was sent."
+            )
+        number = hook.get_customer(ids[0]).get("Number")
+        self.log.info(
+            "%s: the customer already exists in Billbee (Id=%s Number=%s); not created again (skip)",
+            where,
+            ids[0],
+            number,
+        )
+        return {"Id": ids[0], "Number": number}
 
     def _hook(self) -> BillbeeHook:
         from billbee_provider.hooks.billbee import BillbeeHook
@@ -149,6 +226,30 @@ def _create(hook: BillbeeHook, body: Mapping[str, Any]) -> dict[str, Any]:
         ) from None
     except (BillbeeConfigError, BillbeeAuthError, BillbeeInvalidDataError) as exc:
         raise AirflowFailException(str(exc)) from None
+
+
+#: What a customer operator or import does with a customer that already exists.
+IF_EXISTS_VALUES = ("skip", "fail", "create")
+
+
+def check_if_exists(value: object) -> str:
+    """The rendered ``if_exists`` setting, checked.
+
+    :raises AirflowFailException: for anything but ``skip``, ``fail`` or ``create`` (any case).
+    """
+    text = str(value).strip().lower()
+    if text not in IF_EXISTS_VALUES:
+        raise AirflowFailException(
+            f"if_exists must be one of {', '.join(IF_EXISTS_VALUES)}, got {str(value)[:40]!r}"
+        )
+    return text
+
+
+def _try_number(context: Mapping[str, Any]) -> int:
+    """This run's try number (1 for the first try; also when the context has no task instance)."""
+    ti = context.get("ti")
+    number = getattr(ti, "try_number", None)
+    return number if isinstance(number, int) and not isinstance(number, bool) else 1
 
 
 def parse_body(value: object) -> object:
