@@ -271,7 +271,8 @@ def byte_lines(
 
     :param source: a binary stream (read :data:`CHUNK_BYTES` at a time), or its chunks.
     :param name: the file's description, for messages.
-    :param max_line: the longest line allowed, in bytes (default :data:`MAX_LINE_BYTES`).
+    :param max_line: the longest line allowed, in bytes with its line end (default
+        :data:`MAX_LINE_BYTES`).
     :return: a generator of lines, each with its line end (the last one may have none).
     :raises SourceError: as soon as a line is longer than ``max_line`` bytes.
     """
@@ -287,6 +288,7 @@ def byte_lines(
         if pending.endswith(b"\r") and chunk:  # a "\r" at the end of the last chunk ended a line
             start = 1 if chunk.startswith(b"\n") else 0
             line += 1
+            _check_length(len(pending) + start, limit, name, line)
             yield bytes(pending) + chunk[:start]
             pending.clear()
         for match in _LINE_END.finditer(chunk, start):
@@ -294,6 +296,7 @@ def byte_lines(
             if end == len(chunk) and chunk.endswith(b"\r"):
                 break  # the "\n" of a "\r\n" may be in the next chunk
             line += 1
+            _check_length(len(pending) + end - start, limit, name, line)
             if pending:
                 pending += chunk[start:end]
                 yield bytes(pending)
@@ -302,13 +305,18 @@ def byte_lines(
                 yield chunk[start:end]
             start = end
         pending += chunk[start:]
-        if len(pending) > limit:
-            raise SourceError(
-                f"{name}: line {line + 1}: longer than {limit} bytes, the most a line may have; "
-                "is this a customer list?"
-            )
+        _check_length(len(pending), limit, name, line + 1)
     if pending:
         yield bytes(pending)
+
+
+def _check_length(size: int, limit: int, name: str, line: int) -> None:
+    """Refuse a line (line end included) of more than ``limit`` bytes."""
+    if size > limit:
+        raise SourceError(
+            f"{name}: line {line}: longer than {limit} bytes, the most a line may have; "
+            "is this a customer list?"
+        )
 
 
 def decode_reason(exc: UnicodeDecodeError, codec: str) -> str:
