@@ -10,7 +10,17 @@ repetition), not attacks:
 * a row makes at most :data:`MAX_STEPS` loop iterations and calls over all leaves
   (nested loops, recursive macros): every call counts, and every ``{% for %}`` counts
   its iterations once :func:`count_loop_steps` has rewritten the template;
-* ``*`` repeating a string or list, and ``**``, are bounded;
+* ``*`` repeating a string or list, ``*`` of integers and ``**``, are bounded;
+* a text or list the template builds has at most ``max_output_chars`` characters or
+  items, checked *before* it is built (:mod:`~billbee_provider.customers.jinja_limits`):
+  ``%`` and ``format`` (widths and precisions too), ``str.format``, padding
+  (``center``, ``ljust``, ``rjust``, ``zfill``, ``expandtabs``, ``indent``,
+  ``wordwrap``), ``replace``, ``~``, ``+``, ``join``, ``sum``, escaping, a list or
+  object written as text, and what a ``{% set %}`` block, macro or filter block
+  captures; ``str.translate``, ``int.to_bytes`` beyond the limit and the
+  ``urlize`` filter (HTML links) are refused;
+* a row's leaves write at most :data:`MAX_ROW_CHARS` characters through ``{{ }}``
+  altogether (captured blocks included);
 * a leaf renders at most ``max_output_chars`` characters (:class:`OutputTooLong`).
 
 A template sees the row as a :class:`Row`. This module does not import Airflow.
@@ -18,15 +28,22 @@ A template sees the row as a :class:`Row`. This module does not import Airflow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import update_wrapper
 from typing import Any, Final, NoReturn
 
 from jinja2 import ChainableUndefined, nodes, pass_context
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.runtime import Context, markup_join, str_join
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter
+from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
+
+from billbee_provider.customers import jinja_limits as limits
+from billbee_provider.customers.jinja_filters import bounded_filters
+from billbee_provider.customers.jinja_limits import TooLarge
 
 #: Default limit of the characters one leaf may render to.
 MAX_OUTPUT_CHARS: Final = 10_000
@@ -36,9 +53,13 @@ MAX_RANGE: Final = 10_000
 MAX_POWER_BITS: Final = 4_096
 #: The most loop iterations and calls the leaves of one row may make together.
 MAX_STEPS: Final = 50_000
+#: The most characters the ``{{ }}`` of one row's leaves may write altogether.
+MAX_ROW_CHARS: Final = 1_000_000
 
 # The filter the compiler wraps around every loop's iterable, to count its steps.
 _STEP_FILTER: Final = "billbee_count_steps"
+# The filter every ``a ~ b`` becomes, to bound the concatenation.
+_CONCAT_FILTER: Final = "billbee_concat"
 
 
 class OutputTooLong(SecurityError):
@@ -50,11 +71,17 @@ class _Steps:
 
     def __init__(self) -> None:
         self.left = MAX_STEPS
+        self.chars_left = MAX_ROW_CHARS
 
     def take(self) -> None:
         self.left -= 1
         if self.left < 0:
             raise SecurityError(f"more than {MAX_STEPS} loop iterations and calls are not allowed")
+
+    def write(self, chars: int) -> None:
+        self.chars_left -= chars
+        if self.chars_left < 0:
+            raise TooLarge(f"writing more than {MAX_ROW_CHARS} characters for one row is not allowed")
 
 
 _STEPS: ContextVar[_Steps | None] = ContextVar("billbee_template_steps", default=None)
@@ -87,20 +114,70 @@ class Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox, with errors instead of silence for unsafe access, and size limits.
 
     :param max_output_chars: the most characters one leaf may render to, and the most
-        items ``*`` may repeat to.
+        characters or items any text or list the template builds may have.
     """
 
     # Intercepted operators are also never constant-folded at compile time, so
     # ``{{ 'x' * 10**9 }}`` cannot allocate a gigabyte while compiling either.
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, max_output_chars: int) -> None:
-        super().__init__(undefined=ChainableUndefined, autoescape=False)
+        super().__init__(undefined=ChainableUndefined, autoescape=False, finalize=self._finalize)
         self.max_output_chars = max_output_chars
         self.globals["range"] = _bounded_range
         # lipsum(n) writes n paragraphs: no use in a customer body, only a way to hang.
         self.globals.pop("lipsum", None)
+        # urlize writes HTML links (no use in a customer body) and repeats its target per link.
+        self.filters.pop("urlize", None)
+        self.filters.update(bounded_filters(self.filters, max_output_chars))
         self.filters[_STEP_FILTER] = _count_steps
+        self.filters[_CONCAT_FILTER] = _bounded_concat(max_output_chars)
+        # What a {% set %} block, a macro, a call or filter block captured, joined.
+        self.concat = self._concat  # type: ignore[assignment, unused-ignore]
+
+    def _generate(
+        self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False
+    ) -> str:
+        # Every template and expression is compiled through here: count its loops,
+        # bound its "~", whichever way it was parsed.
+        _Rewriter().visit(count_loop_steps(source))
+        return super()._generate(source, name, filename, defer_init)
+
+    def _finalize(self, value: Any) -> Any:
+        # Every {{ }} output passes here before it becomes text (captured ones too).
+        limits.check_text(value, self.max_output_chars)
+        steps = _STEPS.get()
+        if steps is not None:
+            steps.write(len(value) if isinstance(value, str) else limits.text_size(value, MAX_ROW_CHARS))
+        return value
+
+    def _concat(self, parts: Iterable[str]) -> str:
+        pieces = list(parts)
+        limits.check_size(sum(map(len, pieces)), self.max_output_chars, "writing a block or macro")
+        return "".join(pieces)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        owner = value.__self__
+        formatter: _BoundedFormatter | _BoundedEscapeFormatter
+        if isinstance(owner, Markup):
+            formatter = _BoundedEscapeFormatter(self, escape=owner.escape)
+        else:
+            formatter = _BoundedFormatter(self)
+        formatter.limit = self.max_output_chars
+        is_format_map = value.__name__ == "format_map"
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            if is_format_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                kwargs = args[0]
+                args = ()
+            return type(owner)(formatter.vformat(owner, args, kwargs))  # type: ignore[no-any-return]
+
+        return update_wrapper(bounded, value)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> NoReturn:
         # The default returns an undefined that ChainableUndefined renders as "":
@@ -110,14 +187,46 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         _take_step()  # every call: a macro calling itself twice cannot run for hours
+        args = limits.check_method_call(obj, args, kwargs, self.max_output_chars)
         return super().call(context, obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        limit = self.max_output_chars
         if operator == "*":
-            _check_repeat(left, right, self.max_output_chars)
+            _check_repeat(left, right, limit)
         elif operator == "**":
             _check_power(left, right)
+        elif operator == "%" and isinstance(left, str | bytes):
+            limits.check_percent_format(left, right, limit)
+        elif operator == "+":
+            _check_add(left, right, limit)
         return super().call_binop(context, operator, left, right)
+
+
+class _BoundedFormatter(limits.BoundedFormatting, SandboxedFormatter):
+    """``str.format`` of the sandbox, within the limits."""
+
+
+class _BoundedEscapeFormatter(limits.BoundedFormatting, SandboxedEscapeFormatter):
+    """``Markup.format`` of the sandbox, within the limits."""
+
+
+class _Rewriter(NodeTransformer):
+    """Turns every ``a ~ b ~ c`` into the bounded concatenation filter."""
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        items = nodes.List(node.nodes, lineno=node.lineno)
+        return nodes.Filter(items, _CONCAT_FILTER, [], [], None, None, lineno=node.lineno)
+
+
+def _bounded_concat(limit: int) -> Callable[..., str]:
+    @pass_context  # also keeps the compiler from running it on constants
+    def concat(context: Context, items: list[Any]) -> str:
+        limits.check_size(limits.joined_size(items, "", limit), limit, "concatenating (~)")
+        return markup_join(items) if context.eval_ctx.autoescape else str_join(items)
+
+    return concat
 
 
 def _bounded_range(*args: int) -> range:
@@ -133,15 +242,24 @@ def _bounded_range(*args: int) -> range:
 
 def _check_repeat(left: Any, right: Any, limit: int) -> None:
     for sequence, times in ((left, right), (right, left)):
-        repeats = isinstance(sequence, str | list | tuple) and isinstance(times, int)
+        repeats = isinstance(sequence, str | bytes | list | tuple) and isinstance(times, int)
         if repeats and len(sequence) * times > limit:
             raise SecurityError(f"repeating to more than {limit} items is not allowed")
+    integers = isinstance(left, int) and isinstance(right, int)
+    if integers and left.bit_length() + right.bit_length() > MAX_POWER_BITS:
+        raise SecurityError(f"a product of more than {MAX_POWER_BITS} bits is not allowed")
 
 
 def _check_power(base: Any, exponent: Any) -> None:
     integers = isinstance(base, int) and isinstance(exponent, int)
     if integers and exponent > 0 and base.bit_length() * exponent > MAX_POWER_BITS:
         raise SecurityError(f"a power of more than {MAX_POWER_BITS} bits is not allowed")
+
+
+def _check_add(left: Any, right: Any, limit: int) -> None:
+    for kinds in (str, bytes, list, tuple):
+        if isinstance(left, kinds) and isinstance(right, kinds):
+            limits.check_size(len(left) + len(right), limit, "concatenating (+)")
 
 
 def count_loop_steps(tree: nodes.Template) -> nodes.Template:

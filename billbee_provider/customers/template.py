@@ -38,7 +38,11 @@ runaway loop, a huge repetition), not attacks:
 * ``range`` gives at most :data:`MAX_RANGE` items;
 * a row makes at most :data:`MAX_STEPS` loop iterations and calls over all leaves
   (nested loops, recursive macros);
-* ``*`` repeating a string or list, and ``**``, are bounded;
+* ``*`` repeating a string or list, ``*`` of integers and ``**``, are bounded;
+* every text or list the template builds (``%`` and ``format`` with their widths
+  and precisions, padding, ``~``, ``+``, ``join``, ``replace``, a list written as
+  text, a ``{% set %}`` block or macro) has at most ``max_output_chars`` characters
+  or items, checked before it is built;
 * a leaf renders at most ``max_output_chars`` characters.
 
 The sandbox and these limits are in :mod:`billbee_provider.customers.jinja_sandbox`;
@@ -59,6 +63,7 @@ from jinja2 import Template, TemplateSyntaxError, meta, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from billbee_provider.customers.jinja_limits import text_size
 from billbee_provider.customers.jinja_sandbox import (
     MAX_OUTPUT_CHARS,
     MAX_POWER_BITS,
@@ -67,7 +72,6 @@ from billbee_provider.customers.jinja_sandbox import (
     OutputTooLong,
     Row,
     Sandbox,
-    count_loop_steps,
     row_fields,
     step_budget,
 )
@@ -86,6 +90,9 @@ __all__ = [
 
 #: The deepest a template's objects and lists may nest (a customer body needs 3).
 MAX_DEPTH: Final = 32
+
+#: The most digits a decimal from a row may have to become a JSON integer (as Python's int()).
+_MAX_DECIMAL_DIGITS: Final = 4_300
 
 #: The names a template may use besides its own variables and the sandbox's globals.
 _NAMES: Final = frozenset({"row"})
@@ -242,11 +249,13 @@ def _compile_text(env: Sandbox, text: str, path: str) -> _Leaf:
             with_native_type = _native_leaf(env, single.group(1), path)
             if with_native_type is not None:
                 return with_native_type
-        template = env.from_string(count_loop_steps(tree))
+        template = env.from_string(tree)  # the sandbox counts its loops and bounds it
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{path}: {exc.message}") from None
     except (RecursionError, SyntaxError):  # Jinja's parser or Python's compiler gave up
         raise TemplateError(f"{path}: the expression is nested too deeply") from None
+    except SecurityError as exc:  # a limit already broken by constants, e.g. a huge literal list
+        raise TemplateError(f"{path}: {exc}") from None
     return _Leaf(path, lambda row: _render_text(template, row, env.max_output_chars))
 
 
@@ -287,10 +296,12 @@ def _refuse_unknown_names(tree: nodes.Template, path: str) -> None:
 
 
 def _evaluate(expression: TemplateExpression, row: Row, limit: int) -> Any:
-    value = _plain(expression(row=row))
-    if isinstance(value, str) and len(value) > limit:
+    result = expression(row=row)
+    # A list or object counts as the JSON text it becomes: [s] * 10000 is 10000 s's.
+    size = len(result) if isinstance(result, str) else text_size(result, limit)
+    if size > limit:
         raise OutputTooLong(f"renders more than {limit} characters")
-    return value
+    return _plain(result)
 
 
 def _render_text(template: Template, row: Row, limit: int) -> str:
@@ -314,6 +325,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Row):
         return _plain(row_fields(value))
     if isinstance(value, Decimal) and value.is_finite():
+        if value.adjusted() > _MAX_DECIMAL_DIGITS:  # int() of 1E+999999999 would take minutes
+            raise OverflowError(f"a number of more than {_MAX_DECIMAL_DIGITS} digits is not a JSON value")
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
