@@ -199,3 +199,37 @@ def test_import_create_task_outside_a_billbee_pool_is_warned_of(monkeypatch: pyt
     (level, reminder), (warned, warning) = said
     assert level == "info" and "pool 'billbee_api' must have exactly 1 slot per Billbee account" in reminder
     assert warned == "warning" and "runs in 'default_pool'" in warning
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"Name": "A", "Email": "a@example.de", "Email": "b@example.de"}',
+            "customer: the key 'Email' appears twice in one object",
+        ),
+        ('{"Address": {"City": "Köln", "City": "Bonn"}}', "customer: the key 'Address.City' appears twice"),
+        ('{"Name": ' * 100_000 + '"x"' + "}" * 100_000, "customer: not valid JSON: nested too deeply"),
+        ('{"Type": ' + "1" * 5_000 + "}", "customer: not valid JSON: a number has too many digits"),
+    ],
+)
+def test_refused_json_text_fails_in_one_line_without_values(text: str, message: str) -> None:
+    op = BillbeeValidateCustomerOperator(task_id="v", customer=text)
+    with pytest.raises(AirflowFailException) as raised:
+        op.execute(context={})  # type: ignore[arg-type]
+    assert str(raised.value).startswith(message)
+    assert "\n" not in str(raised.value)
+    for value in ("a@example.de", "b@example.de", "Köln", "Bonn"):
+        assert value not in str(raised.value)
+
+
+def test_ten_thousand_unknown_fields_make_a_short_failure() -> None:
+    body = {"Name": "X", **{f"Unknown{i}": i for i in range(10_000)}}
+    op = BillbeeValidateCustomerOperator(task_id="v", customer=body)
+    with pytest.raises(AirflowFailException) as raised:
+        op.execute(context={})  # type: ignore[arg-type]
+    text = str(raised.value)
+    print(f"10,000 unknown fields: failure text of {len(text.encode())} bytes")
+    assert len(text.encode()) < 4_000
+    assert text.startswith("The customer body has 10000 problem(s); nothing was sent to Billbee:")
+    assert text.endswith("  - ... and 9980 more problem(s)")

@@ -44,6 +44,8 @@ SCHEMA_RESOURCE: Final = "create_customer.schema.json"
 
 #: How many characters of an offending value (or key) a message may show.
 MAX_SHOWN_CHARS: Final = 60
+#: How many problems an exception text lists before "... and K more problem(s)".
+MAX_SHOWN_PROBLEMS: Final = 20
 
 _Path = tuple[str | int, ...]
 _Problem = tuple[_Path, str]
@@ -99,7 +101,23 @@ class CustomerValidationError(ValueError):
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
         lines = [f"{count} {noun} in the customer body:"]
-        return "\n  - ".join(lines + self.problems)
+        return "\n  - ".join(lines + listed_problems(self.problems))
+
+
+def listed_problems(problems: Sequence[str], shown: int = MAX_SHOWN_PROBLEMS) -> list[str]:
+    """The problems a message lists: the first ``shown``, then how many more there are.
+
+    A body with 10,000 unknown fields must not make a 600 KB exception text (nor echo
+    10,000 key names into the task log).
+
+    :param problems: every problem.
+    :param shown: how many to list.
+    :return: at most ``shown`` problems, plus ``... and K more problem(s)`` if cut.
+    """
+    listed = list(problems[:shown])
+    if len(problems) > shown:
+        listed.append(f"... and {len(problems) - shown} more problem(s)")
+    return listed
 
 
 def is_valid_email(value: str) -> bool:
@@ -294,9 +312,39 @@ def _format_reason(error: Any) -> str:
     fmt = str(error.validator_value)
     if fmt == "email":
         # An e-mail is personal data: problems go to task logs, so it is not repeated.
-        return _EMAIL_REASON
+        return _email_reason(error.instance)
     reason = _FORMAT_REASONS.get(fmt, f"is not a valid {fmt}")
     return f"{_show(error.instance)} {reason}"
+
+
+def _email_reason(value: object) -> str:
+    """Why an e-mail is invalid, with a hint for non-ASCII (IDN) addresses, never the value.
+
+    Billbee documents no support for internationalised addresses, and the WHATWG
+    "valid e-mail address" is ASCII only. A domain can be written in its ASCII
+    (punycode, ``xn--``) form, which is the same domain; the part before ``@`` cannot
+    be converted: it must be ASCII.
+    """
+    if not isinstance(value, str) or value.isascii() or value.count("@") != 1:
+        return _EMAIL_REASON
+    local, domain = value.split("@")
+    hints = []
+    if not local.isascii():
+        hints.append("the part before @ has non-ASCII characters and must be ASCII")
+    if not domain.isascii():
+        punycode = _punycode(domain)
+        if punycode is not None and is_valid_email(f"{local if local.isascii() else 'x'}@{punycode}"):
+            hints.append("the domain has non-ASCII characters; write it in its punycode form (xn--...)")
+        else:
+            hints.append("the domain has non-ASCII characters and has no valid punycode form")
+    return f"{_EMAIL_REASON}: {'; '.join(hints)}"
+
+
+def _punycode(domain: str) -> str | None:
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
 
 
 def _fallback_reason(error: Any) -> str:

@@ -54,12 +54,12 @@ class BillbeeCustomerBodyOperator(BaseOperator):
         :raises AirflowFailException: listing every problem (the task is not retried:
             the same input would fail again).
         """
-        from billbee_provider.customers.schema import get_validator
+        from billbee_provider.customers.schema import get_validator, listed_problems
 
         body = parse_body(self.customer)
         problems = get_validator().problems(body)
         if problems:
-            listing = "\n".join(f"  - {p}" for p in problems)
+            listing = "\n".join(f"  - {p}" for p in listed_problems(problems))
             raise AirflowFailException(
                 f"The customer body has {len(problems)} problem(s); nothing was sent to Billbee:\n{listing}"
             )
@@ -255,17 +255,22 @@ def _try_number(context: Mapping[str, Any]) -> int:
 def parse_body(value: object) -> object:
     """Turn the rendered ``customer`` field into a Python object.
 
-    :raises AirflowFailException: for text that is not JSON (its content is not echoed).
+    JSON text is read by :func:`~billbee_provider.customers.json_text.loads_strict`: a
+    key given twice, nesting deeper than Python's stack and integers of more than 4,300
+    digits are refused, like text that is not JSON.
+
+    :raises AirflowFailException: for such text, in one line naming the position or
+        the key path, never a value (a task retry cannot fix it).
     """
+    from billbee_provider.customers.json_text import JsonTextError, loads_strict
+
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise AirflowFailException(
-                f"customer is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-            ) from None
+            return loads_strict(value)
+        except JsonTextError as exc:
+            raise AirflowFailException(f"customer: {exc}") from None
     return value
 
 
