@@ -37,8 +37,9 @@ def test_import_dags_share_the_xcom_wired_validate_create_report_group() -> None
         # The edges come from the data: create reads validate's staging, report both summaries.
         assert dag.get_task("create").upstream_task_ids == {"validate"}
         assert dag.get_task("report").upstream_task_ids == {"validate", "create"}
-        assert {"output_dir", "dry_run", "if_exists"} <= set(dag.params.keys())
-        assert all(dag.params.get_param(name).schema.get("title") for name in dag.params.keys())
+        names = set(dag.params.keys())
+        assert {"output_dir", "dry_run", "if_exists"} <= names
+        assert all(dag.params.get_param(name).schema.get("title") for name in names)
 
 
 def test_example_customer_is_valid() -> None:
