@@ -70,6 +70,9 @@ def strict_object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Dupli
 def loads_strict(text: str | bytes) -> Any:
     """Decode JSON text, refusing duplicate keys, too deep nesting and too long integers.
 
+    ``NaN`` and ``Infinity`` (which Python's reader accepts) are refused too: they are
+    not JSON, and Billbee could not read them.
+
     :param text: the JSON text (one customer body, or one JSON Lines line).
     :return: the decoded value.
     :raises JsonTextError: ``not valid JSON: <reason> at line L, column C``,
@@ -78,18 +81,41 @@ def loads_strict(text: str | bytes) -> Any:
         ``not valid JSON: a number has too many digits``.
     """
     try:
-        value = json.loads(text, object_pairs_hook=strict_object_pairs)
+        value = json.loads(text, object_pairs_hook=strict_object_pairs, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
         raise JsonTextError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except JsonTextError:
+        raise
     except RecursionError:
         raise JsonTextError("not valid JSON: nested too deeply") from None
     except ValueError:  # an integer of more digits than Python reads (sys.get_int_max_str_digits)
         raise JsonTextError("not valid JSON: a number has too many digits") from None
+    problem = duplicate_key(value)
+    if problem is not None:
+        raise JsonTextError(problem)
+    return value
+
+
+def refuse_constant(constant: str) -> Any:
+    """``parse_constant`` for :func:`json.loads`: ``NaN``, ``Infinity``, ``-Infinity`` are not JSON.
+
+    :raises JsonTextError: always.
+    """
+    raise JsonTextError(f"not valid JSON: {constant} is not valid JSON")
+
+
+def duplicate_key(value: Any) -> str | None:
+    """The problem of a value decoded with :func:`strict_object_pairs`, or ``None``.
+
+    :param value: what ``json.loads(..., object_pairs_hook=strict_object_pairs)`` returned.
+    :return: ``the key 'Address.City' appears twice in one object``, or ``None``.
+    :raises JsonTextError: for arrays nested deeper than the interpreter's stack.
+    """
     try:
         found = _find_duplicate(value, ())
     except RecursionError:  # arrays nested as deep as the reader allows
         raise JsonTextError("not valid JSON: nested too deeply") from None
-    if found is not None:
-        path = ".".join(shorten(str(part), _SHOWN_CHARS) for part in found.path)
-        raise JsonTextError(f"the key {path!r} appears twice in one object")
-    return value
+    if found is None:
+        return None
+    path = ".".join(shorten(str(part), _SHOWN_CHARS) for part in found.path)
+    return f"the key {path!r} appears twice in one object"

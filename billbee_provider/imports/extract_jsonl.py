@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Final
 
+from billbee_provider.customers.json_text import duplicate_key, strict_object_pairs
 from billbee_provider.imports.extract import SourceRow, byte_lines, decode_reason, source_chunks
 from billbee_provider.imports.storage import Location, describe_location, open_read
 
@@ -50,15 +51,20 @@ def iter_jsonl(location: Location, *, encoding: str | None = None) -> Iterator[S
 
 
 def _json_row(number: int, line: int, text: str) -> SourceRow:
+    # Strict as a customer body is (customers/json_text.py): a key given twice is a
+    # problem of the row, not "the last one wins".
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, object_pairs_hook=strict_object_pairs, parse_constant=_refuse_constant)
+        duplicate = duplicate_key(value)
     except json.JSONDecodeError as exc:
         reason = f"{exc.msg} at column {exc.colno}"
-    except ValueError as exc:
-        reason = str(exc)
+    except ValueError as exc:  # a constant, a too long integer, too deep arrays
+        reason = str(exc).removeprefix("not valid JSON: ")
     except RecursionError:
         reason = "nested too deeply"
     else:
+        if duplicate is not None:
+            return SourceRow(number, line, {}, [f"line {line}: {duplicate}"])
         if isinstance(value, dict):
             return SourceRow(number, line, value)
         reason = f"got {_json_kind(value)}"

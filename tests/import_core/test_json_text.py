@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,27 @@ def test_other_failures_are_one_line(text: str, message: str) -> None:
     with pytest.raises(JsonTextError) as raised:
         loads_strict(text)
     assert str(raised.value) == message
+
+
+def test_a_jsonl_line_with_a_key_given_twice_is_a_problem_of_its_row(tmp_path: Path) -> None:
+    from billbee_provider.imports.extract_jsonl import iter_jsonl
+
+    source = tmp_path / "customers.jsonl"
+    source.write_text(
+        '{"Email": "a@example.de"}\n'
+        '{"Email": "b@example.de", "Address": {"City": "Berlin", "City": "Bonn"}}\n'
+        '{"Email": "c@example.de", "Email": "d@example.de"}\n',
+        encoding="utf-8",
+    )
+    rows = list(iter_jsonl(str(source)))
+    assert [row.problems for row in rows] == [
+        [],
+        ["line 2: the key 'Address.City' appears twice in one object"],
+        ["line 3: the key 'Email' appears twice in one object"],
+    ]
+    assert "Bonn" not in repr(rows[1]) and "d@example" not in repr(rows[2])  # no values in the rows
+
+
+def test_nan_is_refused_as_not_json() -> None:
+    with pytest.raises(JsonTextError, match="NaN is not valid JSON"):
+        loads_strict('{"Name": NaN}')
