@@ -22,7 +22,7 @@ def test_dagbag_has_no_import_errors() -> None:
     dag = bag.dags.get("billbee_create_customer")
     assert dag is not None
     assert [t.task_id for t in dag.topological_sort()] == ["validate", "create"]
-    assert set(dag.params.keys()) == {"customer", "dry_run"}
+    assert set(dag.params.keys()) == {"customer", "dry_run", "if_exists"}
 
 
 @pytest.mark.airflow
