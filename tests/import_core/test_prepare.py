@@ -356,13 +356,15 @@ def test_prepare_streams_without_holding_rows(tmp_path: Path) -> None:
     assert summary.valid == 5_000 == len(staging.getvalue().splitlines())
 
 
-def test_import_core_does_not_import_airflow() -> None:
+def test_the_core_packages_do_not_import_airflow() -> None:
+    """api/, customers/ and imports/: every module, imported in a fresh interpreter."""
     code = (
         "import sys\n"
-        "import billbee_provider.customers.mapping, billbee_provider.customers.template\n"
-        "import pkgutil, importlib, billbee_provider.imports as package\n"
-        "for module in pkgutil.iter_modules(package.__path__):\n"
-        "    importlib.import_module(f'billbee_provider.imports.{module.name}')\n"
+        "import pkgutil, importlib\n"
+        "for name in ('api', 'customers', 'imports'):\n"
+        "    package = importlib.import_module(f'billbee_provider.{name}')\n"
+        "    for module in pkgutil.iter_modules(package.__path__):\n"
+        "        importlib.import_module(f'billbee_provider.{name}.{module.name}')\n"
         "loaded = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "print(loaded)\n"
         "sys.exit(1 if loaded else 0)\n"
