@@ -61,8 +61,11 @@ soak: $(STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -m hypothesis
 
 ## airflow: airflow standalone (UI on http://localhost:8080) with this provider and dags/
+# standalone starts its components as bare `airflow`: the venv's bin must be on PATH.
 airflow: $(AIRFLOW_HOME)/airflow.db
-	$(BIN)/airflow standalone
+	@echo "Airflow UI: http://localhost:8080 (user admin; the password is printed below and kept in"
+	@echo "$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
 
 ## sandbox: the local Billbee API emulator on port $(SANDBOX_PORT)
 sandbox: $(STAMP)

@@ -171,3 +171,24 @@ def test_sql_sync_sends_new_rows_once_and_writes_ids_back(
     posts = secret_sandbox.journal("/api/v1/customers", "POST")
     assert [json.loads(p["body"])["Email"] for p in posts].count("nina.brandt@example.de") == 1
     assert len(posts) == 6
+
+
+def test_import_runs_with_the_forms_defaults_into_a_folder_of_its_own(
+    run_airflow: Callable[..., Any], airflow_home: Path
+) -> None:
+    """No conf at all, as the trigger form's defaults: the output folder is new for the run."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "billbee_import_customers.py")).dags[
+        "billbee_import_customers"
+    ]
+    dag.params.validate()  # every default passes its own schema: nothing the form must fill in
+    assert dag.params["output_dir"] is None
+
+    runs = airflow_home / "billbee-imports" / "billbee_import_customers"
+    before = set(runs.glob("*/summary.json"))  # other tests of this session may have left runs
+    done = run_airflow("dags", "test", "billbee_import_customers", "-c", json.dumps({"dry_run": True}))
+    assert done.returncode == 0 and "state=success" in done.stdout + done.stderr, done.stdout[-3000:]
+    (summary,) = set(runs.glob("*/summary.json")) - before
+    assert summary.parent.name.startswith("manual__")  # the run's id, not "None" or a shared folder
+    assert json.loads(summary.read_text(encoding="utf-8"))["counts"]["would_create"] == 30

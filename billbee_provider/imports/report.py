@@ -27,7 +27,16 @@ from billbee_provider.imports.storage import Location, replace
 LINKED_STATUSES = frozenset({"created", "existing"})
 
 #: Order of statuses in the table (others follow alphabetically).
-_STATUS_ORDER = ("created", "existing", "duplicate_in_file", "would_create", "rejected", "in_doubt", "failed")
+_STATUS_ORDER = (
+    "created",
+    "existing",
+    "ambiguous",
+    "duplicate_in_file",
+    "would_create",
+    "rejected",
+    "in_doubt",
+    "failed",
+)
 
 
 def build_summary(validated: Mapping[str, Any], created: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,21 +70,30 @@ def write_summary(location: Location, summary: Mapping[str, Any]) -> None:
 
 
 def format_table(summary: Mapping[str, Any]) -> str:
-    """A small fixed-width table of the summary, for the task log."""
+    """A small fixed-width table of the summary, for the task log (one line per log record).
+
+    The valid rows' outcomes stand under their own heading, so that they do not read as
+    parts of "rejected (validation)"; statuses no row has are left out, except
+    ``created``.
+    """
     counts: Mapping[str, int] = summary.get("counts") or {}
     ordered = [s for s in _STATUS_ORDER if s in counts] + sorted(set(counts) - set(_STATUS_ORDER))
-    lines = [
+    shown = [status for status in ordered if counts[status] or status == "created"]
+    lines: list[tuple[str, object]] = [
         ("rows read", summary.get("rows_read")),
         ("rejected (validation)", summary.get("rejected_by_validation")),
-        *((f"  {status}", counts[status]) for status in ordered),
-        ("rejected (Billbee)", summary.get("rejected_by_billbee")),
+        ("valid rows, by outcome:", ""),
+        *((f"  {status}", counts[status]) for status in shown),
+        ("rejected by Billbee", summary.get("rejected_by_billbee")),
         ("create phase (s)", summary.get("create_seconds")),
         ("rate (creates/s)", summary.get("rate_per_second")),
         ("429s seen", summary.get("throttled_429")),
     ]
     lines += [(f"{name} file", path) for name, path in (summary.get("files") or {}).items() if path]
     width = max(len(label) for label, _ in lines)
-    return "\n".join(f"{label:<{width}}  {'-' if value is None else value}" for label, value in lines)
+    return "\n".join(
+        f"{label:<{width}}  {'-' if value is None else value}".rstrip() for label, value in lines
+    )
 
 
 def billbee_ids_by_row(results: Location) -> dict[int, int]:

@@ -27,8 +27,9 @@ from billbee_provider.operators.validate import BillbeeValidateCustomersOperator
 if TYPE_CHECKING:
     from airflow.sdk import Param, TaskGroup, XComArg
 
-#: The run's output directory as the import DAGs' form gives it.
-OUTPUT_DIR_PARAM = "{{ params.output_dir }}"
+#: The run's output directory as the import DAGs' form gives it (empty when left blank:
+#: Jinja would render a blank, ``None``, as the text "None").
+OUTPUT_DIR_PARAM = "{{ params.output_dir or '' }}"
 
 
 class CustomerImportTasks(NamedTuple):
@@ -118,9 +119,11 @@ def import_params(**extra: Param) -> dict[str, Param]:
 
     return {
         **extra,
+        # None and "null" allowed: the trigger form treats an empty required string as
+        # missing and keeps Trigger disabled.
         "output_dir": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Output folder",
             description=(
                 "Where this run's files go (extract snapshot, rejects.csv, results.csv, ledger, "

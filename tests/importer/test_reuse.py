@@ -297,3 +297,27 @@ def test_a_row_without_own_email_match_is_resolved_after_a_lost_answer_to_its_ow
     sandbox.set_faults(drop_rate=0.0)
     [ours] = [c["Id"] for c in sandbox.customers() if c["Email"] == shared]
     assert summary.sent == 1 and results_by_row(job)[2] == (shared, str(ours), "created") and ours != owner
+
+
+def test_summary_table_puts_the_outcomes_under_their_own_heading() -> None:
+    from billbee_provider.imports.report import format_table
+
+    summary = {
+        "rows_read": 36,
+        "rejected_by_validation": 5,
+        "rejected_by_billbee": 0,
+        "counts": {"created": 29, "existing": 1, "duplicate_in_file": 1, "failed": 0, "ambiguous": 0},
+        "create_seconds": 14.71,
+        "files": {"results": "/out/results.csv", "ledger": None},
+    }
+    lines = format_table(summary).splitlines()
+    heading = next(i for i, line in enumerate(lines) if line.startswith("valid rows, by outcome:"))
+    assert lines[heading - 1].split() == ["rejected", "(validation)", "5"]
+    assert [line.split() for line in lines[heading + 1 : heading + 4]] == [
+        ["created", "29"],
+        ["existing", "1"],
+        ["duplicate_in_file", "1"],
+    ]
+    assert all(line.startswith("  ") for line in lines[heading + 1 : heading + 4])
+    assert not any("failed" in line or "ambiguous" in line for line in lines)  # none of those rows
+    assert lines[-1].split() == ["results", "file", "/out/results.csv"]
