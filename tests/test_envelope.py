@@ -128,3 +128,16 @@ def test_check_answer_raises_what_unwrap_raises_and_passes_any_success() -> None
             unwrap(status, payload, what="GET /x")
         with pytest.raises(type(by_unwrap.value), match=re.escape(str(by_unwrap.value))):
             check_answer(status, payload, what="GET /x")
+
+
+def test_a_model_state_with_thousands_of_fields_makes_a_short_message() -> None:
+    payload = {
+        "Message": "The request is invalid.",
+        "ModelState": {f"model.Field{i}": [f"Error converting value {'x' * 500}"] for i in range(5_000)},
+    }
+    with pytest.raises(BillbeeInvalidDataError) as caught:
+        unwrap(400, payload, what="POST /api/v1/customers")
+    text = str(caught.value)
+    assert len(text) < 10_000, len(text)
+    assert text.endswith("... and 4980 more problem(s)")
+    assert len(caught.value.field_errors) == 5_000  # nothing lost for code that needs them all

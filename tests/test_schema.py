@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from billbee_provider.api.errors import listed_problems
 from billbee_provider.customers import schema as customer_schema
 from billbee_provider.customers.schema import (
     CHECKED_FORMATS,
@@ -21,7 +22,6 @@ from billbee_provider.customers.schema import (
     get_validator,
     is_valid_date_time,
     is_valid_email,
-    listed_problems,
     load_schema,
 )
 

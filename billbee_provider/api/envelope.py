@@ -29,6 +29,7 @@ from billbee_provider.api.errors import (
     BillbeeTransientError,
     ErrorCode,
     describe_error_code,
+    listed_problems,
     shorten,
 )
 
@@ -148,9 +149,13 @@ def _model_state_error(status: int, payload: Mapping[str, Any], *, what: str) ->
         str(key): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
         for key, msgs in payload["ModelState"].items()
     }
-    lines = [f"{key}: {'; '.join(msgs)}" for key, msgs in sorted(fields.items())]
+    # Listed and cut like the schema's own problems: a body with thousands of bad fields
+    # must not make a megabyte exception text (field_errors keeps them all).
+    lines = [shorten(f"{key}: {'; '.join(msgs)}", _MAX_MESSAGE) for key, msgs in sorted(fields.items())]
     head = f"{what}: HTTP {status} Billbee refused the body ({_message(payload) or 'invalid request'})"
-    return BillbeeInvalidDataError("\n  - ".join([head, *lines]), status=status, field_errors=fields)
+    return BillbeeInvalidDataError(
+        "\n  - ".join([head, *listed_problems(lines)]), status=status, field_errors=fields
+    )
 
 
 def _paging(raw: Any) -> Paging | None:

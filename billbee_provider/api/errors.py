@@ -10,6 +10,7 @@ This module does not import Airflow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -141,3 +142,23 @@ def shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(0, limit - len(ELLIPSIS))] + ELLIPSIS
+
+
+#: How many problems a message lists before "... and K more problem(s)".
+MAX_SHOWN_PROBLEMS = 20
+
+
+def listed_problems(problems: Sequence[str], shown: int = MAX_SHOWN_PROBLEMS) -> list[str]:
+    """The problems a message lists: the first ``shown``, then how many more there are.
+
+    A body with 10,000 unknown fields must not make a 600 KB exception text (nor echo
+    10,000 key names into the task log).
+
+    :param problems: every problem.
+    :param shown: how many to list.
+    :return: at most ``shown`` problems, plus ``... and K more problem(s)`` if cut.
+    """
+    listed = list(problems[:shown])
+    if len(problems) > shown:
+        listed.append(f"... and {len(problems) - shown} more problem(s)")
+    return listed

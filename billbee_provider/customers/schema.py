@@ -37,7 +37,7 @@ from jsonschema import (  # type: ignore[import-untyped, unused-ignore]
     FormatChecker,
 )
 
-from billbee_provider.api.errors import shorten
+from billbee_provider.api.errors import listed_problems, shorten
 
 SCHEMA_PACKAGE: Final = "billbee_provider.customers"
 SCHEMA_RESOURCE: Final = "create_customer.schema.json"
@@ -45,7 +45,6 @@ SCHEMA_RESOURCE: Final = "create_customer.schema.json"
 #: How many characters of an offending value (or key) a message may show.
 MAX_SHOWN_CHARS: Final = 60
 #: How many problems an exception text lists before "... and K more problem(s)".
-MAX_SHOWN_PROBLEMS: Final = 20
 
 _Path = tuple[str | int, ...]
 _Problem = tuple[_Path, str]
@@ -102,22 +101,6 @@ class CustomerValidationError(ValueError):
         noun = "problem" if count == 1 else "problems"
         lines = [f"{count} {noun} in the customer body:"]
         return "\n  - ".join(lines + listed_problems(self.problems))
-
-
-def listed_problems(problems: Sequence[str], shown: int = MAX_SHOWN_PROBLEMS) -> list[str]:
-    """The problems a message lists: the first ``shown``, then how many more there are.
-
-    A body with 10,000 unknown fields must not make a 600 KB exception text (nor echo
-    10,000 key names into the task log).
-
-    :param problems: every problem.
-    :param shown: how many to list.
-    :return: at most ``shown`` problems, plus ``... and K more problem(s)`` if cut.
-    """
-    listed = list(problems[:shown])
-    if len(problems) > shown:
-        listed.append(f"... and {len(problems) - shown} more problem(s)")
-    return listed
 
 
 def is_valid_email(value: str) -> bool:

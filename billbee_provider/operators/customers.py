@@ -54,7 +54,8 @@ class BillbeeCustomerBodyOperator(BaseOperator):
         :raises AirflowFailException: listing every problem (the task is not retried:
             the same input would fail again).
         """
-        from billbee_provider.customers.schema import get_validator, listed_problems
+        from billbee_provider.api.errors import listed_problems
+        from billbee_provider.customers.schema import get_validator
 
         body = parse_body(self.customer)
         problems = get_validator().problems(body)
