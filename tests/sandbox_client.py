@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import requests
 
 from billbee_provider.api.config import BillbeeConfig
-from billbee_provider.imports.create import account_lock_path
+from billbee_provider.imports.account import account_lock_path
 from billbee_provider.sandbox import SandboxConfig, SandboxServer
 from billbee_provider.sandbox.config import DEFAULT_API_KEY, DEFAULT_API_PASSWORD, DEFAULT_USER
 

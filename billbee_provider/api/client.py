@@ -124,6 +124,8 @@ class BillbeeClient:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
+        # Derived once: every attempt's throttle windows are keyed by it.
+        self._account = config.account_id
         self.session = session or make_session(config)
         self.limiter = limiter or RateLimiter()
         self.log: Logger = logger or logging.getLogger(__name__)
@@ -295,7 +297,7 @@ class BillbeeClient:
             delay = retry_delay(outcome, attempt, self._rng, min_after_429=WINDOW_SECONDS)
             if outcome.status == 429:
                 # Hold back every thread using this endpoint, not only this one.
-                self.limiter.pause(("endpoint", self.config.account_id, endpoint.key), delay)
+                self.limiter.pause(("endpoint", self._account, endpoint.key), delay)
             self._count(retries=1)
             self.log.warning(
                 "%s: %s; retrying in %.1f s (attempt %d of %d)",
@@ -339,7 +341,7 @@ class BillbeeClient:
     def _throttle(self, endpoint: Endpoint) -> None:
         # Keyed by the account's identity, not the Host as spelled: clients of one account
         # that share a limiter share its windows (and clients of two accounts do not).
-        cfg, account = self.config, self.config.account_id
+        cfg, account = self.config, self._account
         waited = self.limiter.acquire(
             [
                 Window(("endpoint", account, endpoint.key), cfg.endpoint_rate_limit, WINDOW_SECONDS),

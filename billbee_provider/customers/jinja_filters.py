@@ -14,6 +14,7 @@ This module does not import Airflow.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -82,13 +83,9 @@ def bounded_filters(filters: Mapping[str, _Filter], limit: int) -> dict[str, _Fi
 
 
 def _keeps_kind(original: _Filter, wrapper: _Filter) -> _Filter:
-    # Jinja passes the context / eval context / environment by a marker on the function.
-    marker = getattr(original, "jinja_pass_arg", None)
-    if marker is not None:
-        wrapper.jinja_pass_arg = marker  # type: ignore[attr-defined]
-    wrapper.__name__ = getattr(original, "__name__", "filter")
-    wrapper.__doc__ = original.__doc__
-    return wrapper
+    # Jinja passes the context / eval context / environment by a marker in the function's
+    # __dict__ (``jinja_pass_arg``), which update_wrapper copies with the name and doc.
+    return functools.update_wrapper(wrapper, original)
 
 
 def _split(original: _Filter, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any, tuple[Any, ...]]:

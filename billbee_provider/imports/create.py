@@ -102,13 +102,11 @@ from billbee_provider.imports.account import (
     AccountIndex,
     account_lock,
     account_lock_path,
-    customer_emails,
     scan_account,
 )
 from billbee_provider.imports.files import (
     BILLBEE_STAGE,
     Reject,
-    StagingError,
     add_rejects,
     inspect_staging,
     iter_staging,
@@ -120,31 +118,11 @@ from billbee_provider.imports.plan import (
     ExistingCustomersError,
     IfExists,
     Planner,
-    RowOutcome,
-    Status,
     existing_rows,
     unique_rows,
 )
-from billbee_provider.imports.send import Run, billbee_problems
+from billbee_provider.imports.send import Run
 from billbee_provider.imports.storage import Location, describe_location
-
-# The stage's names, also those now defined in account, plan and send, so that
-# ``from billbee_provider.imports.create import ...`` keeps working.
-__all__ = [
-    "STATUSES",
-    "AccountIndex",
-    "ExistingCustomersError",
-    "IfExists",
-    "ImportSummary",
-    "RowOutcome",
-    "StagingError",
-    "Status",
-    "account_lock",
-    "account_lock_path",
-    "billbee_problems",
-    "customer_emails",
-    "import_customers",
-]
 
 _log = logging.getLogger(__name__)
 

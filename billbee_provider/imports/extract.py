@@ -26,7 +26,6 @@ This module does not import Airflow.
 from __future__ import annotations
 
 import codecs
-import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -277,10 +276,8 @@ def byte_lines(
     :raises SourceError: as soon as a line is longer than ``max_line`` bytes.
     """
     limit = MAX_LINE_BYTES if max_line is None else max_line
-    read = getattr(source, "read", None)
-    chunks: Iterator[bytes] = (
-        iter(source) if read is None else iter(functools.partial(read, CHUNK_BYTES), b"")
-    )
+    # A stream is read in chunks (iterating it would split it at b"\n" only).
+    chunks = _read_chunks(cast(IO[bytes], source)) if hasattr(source, "read") else iter(source)
     pending = bytearray()  # the start of a line whose end is not read yet
     line = 0
     for chunk in chunks:

@@ -101,14 +101,19 @@ def csv_target(target: IO[str] | Location) -> Iterator[IO[str]]:
     if location is None:
         yield cast(IO[str], target)
         return
-    with replace(location) as binary:
-        text = io.TextIOWrapper(binary, encoding=CSV_ENCODING, newline="")
-        try:
-            yield text
-        finally:
-            # Detach, so the binary file is closed once, by its own context manager.
-            text.flush()
-            text.detach()
+    with replace(location) as binary, _text_over(binary, CSV_ENCODING) as text:
+        yield text
+
+
+@contextlib.contextmanager
+def _text_over(binary: IO[bytes], encoding: str) -> Iterator[IO[str]]:
+    """A CSV text stream over an open binary file, which stays open (its owner closes it)."""
+    text = io.TextIOWrapper(binary, encoding=encoding, newline="")
+    try:
+        yield text
+    finally:
+        text.flush()
+        text.detach()
 
 
 # -- staging.jsonl ----------------------------------------------------------------------
@@ -334,14 +339,13 @@ def add_rejects(location: Location, stage: str, rejects: Iterable[Reject]) -> in
         existing += CSV_LINE_END.encode()
     with replace(location) as handle:
         handle.write(existing)
-        text = io.TextIOWrapper(handle, encoding="utf-8" if existing else CSV_ENCODING, newline="")
-        writer = RejectsWriter(text, header=not existing)
-        for reject in new:
-            writer.write(
-                row=reject.row, line=reject.line, key=reject.key, stage=stage, problems=reject.problems
-            )
-        text.flush()
-        text.detach()  # the replace closes the binary handle
+        # Appended after the old content: its byte order mark is already there, or is written now.
+        with _text_over(handle, "utf-8" if existing else CSV_ENCODING) as text:
+            writer = RejectsWriter(text, header=not existing)
+            for reject in new:
+                writer.write(
+                    row=reject.row, line=reject.line, key=reject.key, stage=stage, problems=reject.problems
+                )
     return len(new)
 
 

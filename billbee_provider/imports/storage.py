@@ -99,13 +99,24 @@ def local_path(location: Location) -> Path | None:
         return Path(unquote(urlsplit(location).path)) if scheme.lower() in LOCAL_PROTOCOLS else None
     if isinstance(location, os.PathLike):
         return Path(os.fspath(location))
+    path = getattr(location, "path", None)
+    if _protocol(location) in LOCAL_PROTOCOLS and isinstance(path, str) and path:
+        return Path(path)
+    return None
+
+
+def _protocol(location: Location) -> str | None:
+    """The lower-cased scheme of a URL string, or the fsspec ``protocol`` of an object.
+
+    ``""`` for a string without ``://``; ``None`` for an object without a protocol.
+    """
+    if isinstance(location, str):
+        scheme, sep, _ = location.partition("://")
+        return scheme.lower() if sep else ""
     protocol = getattr(location, "protocol", None)
     if isinstance(protocol, tuple | list):  # fsspec lists a file system's protocol aliases
         protocol = protocol[0] if protocol else ""
-    path = getattr(location, "path", None)
-    if isinstance(protocol, str) and protocol in LOCAL_PROTOCOLS and isinstance(path, str) and path:
-        return Path(path)
-    return None
+    return protocol.lower() if isinstance(protocol, str) else None
 
 
 class UnsupportedLocationError(ValueError):
@@ -124,14 +135,10 @@ def check_supported(location: Location) -> None:
     :raises UnsupportedLocationError: for a web URL (a string, or an object whose fsspec
         ``protocol`` is ``http``/``https``).
     """
-    if isinstance(location, str):
-        scheme = location.partition("://")[0].lower() if "://" in location else ""
-    else:
-        protocol = getattr(location, "protocol", "")
-        scheme = (protocol[0] if protocol else "") if isinstance(protocol, tuple | list) else protocol
-    if isinstance(scheme, str) and scheme.lower() in REFUSED_SCHEMES:
+    scheme = _protocol(location)
+    if scheme in REFUSED_SCHEMES:
         raise UnsupportedLocationError(
-            f"{describe_location(location)}: web addresses ({scheme.lower()}://) are not supported as "
+            f"{describe_location(location)}: web addresses ({scheme}://) are not supported as "
             "import files; download the file and give its path, or put it into object storage "
             "(s3://, gs://, ...)"
         )

@@ -77,8 +77,9 @@ class BillbeeCreateCustomersOperator(BaseOperator):
         """Run the import and return its summary."""
         from billbee_provider.api.errors import BillbeeAuthError, BillbeeConfigError
         from billbee_provider.hooks.billbee import BillbeeHook
-        from billbee_provider.imports.create import ExistingCustomersError, import_customers
+        from billbee_provider.imports.create import import_customers
         from billbee_provider.imports.ledger import Ledger
+        from billbee_provider.imports.plan import ExistingCustomersError
 
         self._check_pool()
         out = output_location(self.output_dir, context)

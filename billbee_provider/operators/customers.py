@@ -164,7 +164,7 @@ class BillbeeCreateCustomerOperator(BillbeeCustomerBodyOperator):
             index = scan_account(hook.client, self.log)
         except (BillbeeConfigError, BillbeeAuthError) as exc:
             raise AirflowFailException(str(exc)) from None
-        ids = sorted({i for email in emails for i in index.ids_by_email.get(email, ())})
+        ids = sorted({i for email in emails for i in index.existing(email)})
         if not ids:
             self.log.info("%s: no customer in Billbee has this e-mail; creating it", where)
             return None
@@ -238,10 +238,12 @@ def check_if_exists(value: object) -> str:
 
     :raises AirflowFailException: for anything but ``skip``, ``fail`` or ``create`` (any case).
     """
+    from billbee_provider.api.errors import shorten
+
     text = str(value).strip().lower()
     if text not in IF_EXISTS_VALUES:
         raise AirflowFailException(
-            f"if_exists must be one of {', '.join(IF_EXISTS_VALUES)}, got {str(value)[:40]!r}"
+            f"if_exists must be one of {', '.join(IF_EXISTS_VALUES)}, got {shorten(str(value), 40)!r}"
         )
     return text
 

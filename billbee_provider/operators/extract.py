@@ -64,12 +64,12 @@ class BillbeeExtractCustomersOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Snapshot the source.
 
-        :raises AirflowFailException: for what a retry cannot fix: a web address, a source
-            that is the snapshot file itself, a missing source or a directory.
+        :raises AirflowFailException: for what a retry cannot fix: a web address (refused
+            by :func:`~.run_files.to_location` before any request), a source that is the
+            snapshot file itself, a missing source or a directory.
         """
         from billbee_provider.imports.storage import describe_location, open_read, replace
 
-        check_source(self.source)
         fmt = source_format(self.source, self.source_format)
         out = output_location(self.output_dir, context)
         target = f"{out}/source.{fmt}"
@@ -83,20 +83,6 @@ class BillbeeExtractCustomersOperator(BaseOperator):
             size = dst.tell()
         self.log.info("Copied %s (%d bytes) to %s", describe_location(self.source), size, target)
         return {"path": target, "format": fmt, "bytes": size}
-
-
-def check_source(source: str) -> None:
-    """Refuse a web address (``http(s)://``) before any request is made.
-
-    :param source: the source setting.
-    :raises AirflowFailException: for a web address.
-    """
-    from billbee_provider.imports.storage import UnsupportedLocationError, check_supported
-
-    try:
-        check_supported(source)
-    except UnsupportedLocationError as exc:
-        raise AirflowFailException(str(exc)) from None
 
 
 def refuse_same_file(source: str, target: str, output_dir: str) -> None:

@@ -29,26 +29,33 @@ def output_location(output_dir: str | None, context: Context) -> str:
         home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
         run = re.sub(r"[^A-Za-z0-9._-]", "_", str(context["run_id"]))
         output_dir = str(home / "billbee-imports" / context["dag"].dag_id / run)
-    local = _local(output_dir)
+    from billbee_provider.imports.storage import local_path
+
+    local = local_path(output_dir)
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
     return output_dir.rstrip("/")
 
 
 def to_location(text: str) -> Location:
-    """A local path stays a string; an object-store URL becomes an ``ObjectStoragePath``."""
-    if _local(text) is not None:
-        return str(_local(text))
+    """A local path stays a string; an object-store URL becomes an ``ObjectStoragePath``.
+
+    This is where every location an operator is given becomes one, so a web address is
+    refused here, before anything is opened (``ObjectStoragePath`` would fail on it with
+    a raw "No filesystem registered for scheme http").
+
+    :raises UnsupportedLocationError: for an ``http(s)://`` URL (a ``ValueError``; the
+        operators turn it into a task failure).
+    """
+    from billbee_provider.imports.storage import check_supported, local_path
+
+    check_supported(text)
+    local = local_path(text)
+    if local is not None:
+        return str(local)
     from airflow.sdk import ObjectStoragePath
 
     return ObjectStoragePath(text)
-
-
-def _local(text: str) -> Path | None:
-    """The local path of a path or ``file://`` URL (percent-unquoted); ``None`` for other URLs."""
-    from billbee_provider.imports.storage import local_path
-
-    return local_path(text)
 
 
 def with_outputs(kwargs: dict[str, Any]) -> dict[str, Any]:

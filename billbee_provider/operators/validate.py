@@ -9,7 +9,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from billbee_provider.operators.extract import (
-    check_source,
     refuse_same_file,
     source_format,
     unreadable_source_fails,
@@ -84,7 +83,6 @@ class BillbeeValidateCustomersOperator(BaseOperator):
         :raises AirflowFailException: for too many rejects, and for what a retry cannot
             fix about the source (see :func:`~.extract.unreadable_source_fails`).
         """
-        check_source(self.source)
         out = output_location(self.output_dir, context)
         paths = {"staging": f"{out}/staging.jsonl", "rejects": f"{out}/rejects.csv"}
         for path in paths.values():

@@ -20,9 +20,10 @@ from billbee_provider.api.client import BillbeeClient
 from billbee_provider.api.config import BillbeeConfig
 from billbee_provider.api.errors import BillbeeAuthError
 from billbee_provider.imports.account import contact_emails, customer_emails
-from billbee_provider.imports.create import ExistingCustomersError, ImportSummary, import_customers
+from billbee_provider.imports.create import ImportSummary, import_customers
 from billbee_provider.imports.files import StagingError
 from billbee_provider.imports.ledger import Ledger
+from billbee_provider.imports.plan import ExistingCustomersError
 from billbee_provider.sandbox import Faults
 from tests.conftest import REPO, Sandbox
 from tests.importer import MemoryPath

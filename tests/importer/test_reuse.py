@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from billbee_provider.imports.account import contact_emails
-from billbee_provider.imports.create import ExistingCustomersError
 from billbee_provider.imports.files import iter_staging, row_digest
 from billbee_provider.imports.ledger import Ledger, LedgerEntry, LedgerState
+from billbee_provider.imports.plan import ExistingCustomersError
 from billbee_provider.imports.report import billbee_ids_by_row, key_id_pairs
 from tests.importer.test_importer import Job, emails_in, fast, person, posts
 from tests.sandbox_client import Sandbox

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from billbee_provider.imports.create import account_lock, account_lock_path
+from billbee_provider.imports.account import account_lock, account_lock_path
 from tests.reliability.matrix import (
     TABLE,
     Case,
