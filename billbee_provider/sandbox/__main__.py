@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from billbee_provider.api.config import parse_flag
 from billbee_provider.sandbox import config as defaults
 from billbee_provider.sandbox.config import SandboxConfig
 from billbee_provider.sandbox.faults import Burst, Faults
@@ -35,7 +36,6 @@ STARTUP_FAILURE = 3
 #: Exit code for bad options and for missing server dependencies, as argparse's.
 USAGE_ERROR = 2
 INSTALL_HINT = "pip install 'airflow-provider-billbee[sandbox]'"
-_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off", ""})
 
 logger = logging.getLogger("billbee_provider.sandbox")
 
@@ -175,12 +175,12 @@ class _Adder:
 
     def flag(self, option: str, help_text: str) -> None:
         env = _env_name(option)
-        raw = os.environ.get(env, "").strip().lower()
-        if raw not in _TRUE | _FALSE:
-            self.parser.error(f"{env} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}")
-        self.parser.add_argument(
-            option, action="store_true", default=raw in _TRUE, help=f"{help_text}; env {env}"
-        )
+        raw = os.environ.get(env, "").strip()
+        try:
+            default = parse_flag(raw) if raw else False  # unset or empty: off
+        except ValueError as exc:
+            self.parser.error(f"{env} {exc} (1/true/yes/on or 0/false/no/off)")
+        self.parser.add_argument(option, action="store_true", default=default, help=f"{help_text}; env {env}")
 
 
 def _env_name(option: str) -> str:
