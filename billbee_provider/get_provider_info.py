@@ -42,6 +42,26 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "plugins": [
+            {"name": "billbee", "plugin-class": "billbee_provider.plugins.billbee_panel.BillbeePanelPlugin"}
+        ],
+        "config": {
+            "billbee": {
+                "description": 'Settings of the Billbee provider\'s "Billbee request" panel.',
+                "options": {
+                    "allow_test_requests": {
+                        "description": "Allow the panel's Test request button to send a task's body to "
+                        "Billbee. Each test send creates a real customer, so this is off by default, like "
+                        "[core] test_connection. Users also need edit permission on the DAG and on "
+                        "connections, and must type the host name to send to a non-loopback host.",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    },
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "billbee",
