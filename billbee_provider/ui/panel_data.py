@@ -8,7 +8,7 @@ the signed-in user may do with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -252,7 +252,7 @@ def overview(session: Session, ref: TaskRef, user: BaseUser) -> dict[str, Any]:
     ti = task.task_instance
     data: dict[str, Any] = {
         "task": {
-            **ref.__dict__,
+            **asdict(ref),
             "operator": task.operator,
             "state": str(ti.state) if ti.state else None,
             "try_number": ti.try_number,
@@ -349,7 +349,7 @@ def rejects_page(session: Session, ref: TaskRef, offset: int, limit: int) -> dic
         page = read_rejects_page(_location(files["rejects"]), offset=offset, limit=limit)
     except (OSError, ValueError) as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, _unreachable(exc)) from None
-    rows = [entry.__dict__ for entry in page.rows]
+    rows = [asdict(entry) for entry in page.rows]
     return {"rows": rows, "total": page.total, "offset": offset, "limit": limit}
 
 

@@ -275,11 +275,12 @@ function connectionSection(data) {
 
 function header(data) {
   const t = data.task;
+  const title = data.kind === "import" ? "Billbee import" : "Billbee request";
   const mapped = Number(t.map_index) >= 0 ? ` [${t.map_index}]` : "";
   return el(
     "header",
     {},
-    el("h1", {}, "Billbee request"),
+    el("h1", {}, title),
     el("p", { class: "muted" }, `${t.task_id}${mapped} · ${t.operator || "?"} · try ${t.try_number ?? "–"} · ${t.state || "no state"}`),
   );
 }
@@ -324,9 +325,12 @@ function summarySection(imp) {
   return section(
     "Summary",
     "summary",
-    table(["", ""], facts, { class: "facts", id: "summary-facts" }),
-    el("h3", {}, "Valid rows, by outcome"),
-    table(["Outcome", "Rows"], counts, { id: "summary-counts" }),
+    el(
+      "div",
+      { class: "row" },
+      table(["", ""], facts, { class: "facts", id: "summary-facts" }),
+      el("div", {}, el("h3", {}, "Valid rows, by outcome"), table(["Outcome", "Rows"], counts, { id: "summary-counts" })),
+    ),
   );
 }
 
@@ -371,7 +375,7 @@ function renderCustomer(data) {
 
 function renderImport(data) {
   const imp = data.import;
-  return [header(data), connectionSection(data), progressSection(imp), summarySection(imp), imp.files && imp.files.rejects ? rejectsSection() : null, filesSection(imp)];
+  return [header(data), progressSection(imp), summarySection(imp), imp.files && imp.files.rejects ? rejectsSection() : null, filesSection(imp), connectionSection(data)];
 }
 
 async function refresh() {
