@@ -47,18 +47,32 @@ CUSTOMER_TEMPLATE = "{{ params.customer | tojson }}"
             EXAMPLE_CUSTOMER,
             type="object",
             title="Customer",
-            description="Body of POST /api/v1/customers (Billbee field names).",
+            description=(
+                "The customer to create, with Billbee's field names: Name, Email, Type (0 = end "
+                "customer, 1 = business customer), Tel1, and an Address with FirstName, LastName, "
+                "Street, Housenumber, Zip, City and CountryCode (DE, AT, CH, ...). The task's "
+                "'Billbee request' tab shows it as Billbee receives it, with any problem."
+            ),
         ),
-        "dry_run": Param(False, type="boolean", title="Dry run", description="Validate only, send nothing."),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description=(
+                "Tick to check the customer and show the request on the 'Billbee request' tab "
+                "without creating anything in Billbee."
+            ),
+        ),
         "if_exists": Param(
             "skip",
             type="string",
             enum=["skip", "fail", "create"],
             title="If the customer exists",
             description=(
-                "On a retry or after Clear (any try after the first), create looks the customer up "
-                "by e-mail first: skip returns the existing Id, fail fails the task, create creates it "
-                "again without looking."
+                "Only matters when the create task runs again (a retry, or Clear in the task view): "
+                "it first looks the customer up by e-mail. skip (recommended): keep the customer "
+                "created before and report its Id; fail: stop with an error; create: create a "
+                "second customer anyway."
             ),
         ),
     },

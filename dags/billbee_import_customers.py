@@ -41,9 +41,10 @@ SAMPLE = str(Path(__file__).parent / "data" / "customers_sample.csv")
             type="string",
             title="Customer file",
             description=(
-                "Path or object-storage URL (s3://, gs://, file://, ...) of a CSV or JSONL file of "
-                "customers (the sample file by default). Web addresses (http://, https://) are not "
-                "supported: download the file first."
+                "The customer file (the sample file by default): a path on the Airflow machine or an "
+                "object-storage URL (s3://bucket/customers.csv, gs://, file://). A CSV whose header "
+                "names Billbee's fields (Name, Email, Address.City, ...), or a JSONL file with one "
+                "customer per line. Web addresses (https://) are not read: download the file first."
             ),
         ),
         **source_file_params(),
@@ -52,7 +53,8 @@ SAMPLE = str(Path(__file__).parent / "data" / "customers_sample.csv")
             type=["number", "null"],
             title="Most rows that may be invalid",
             description=(
-                "A count (e.g. 5) or a share of the rows (e.g. 0.2 = 20 %). Above it nothing is sent. "
+                "If more rows than this are invalid, nothing at all is sent, so that a wrong file "
+                "does not half-arrive. A count (e.g. 5) or a share of the rows (e.g. 0.2 = 20 %). "
                 "Empty: no limit."
             ),
         ),

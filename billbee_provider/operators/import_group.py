@@ -135,15 +135,18 @@ def import_params(**extra: Param) -> dict[str, Param]:
             False,
             type="boolean",
             title="Dry run",
-            description="Check every row and decide what would be created, but send nothing to Billbee.",
+            description=(
+                "Tick to check every row and see what would be created (rejects, duplicates, "
+                "existing customers) without creating anything in Billbee."
+            ),
         ),
         "if_exists": Param(
             "skip",
             enum=["skip", "create", "fail"],
             title="If the e-mail is already a Billbee customer",
             description=(
-                "skip: leave that row out and report the existing customer's Id; "
-                "create: create it anyway; fail: stop before sending anything."
+                "skip (recommended): leave that row out and report the existing customer's Id; "
+                "create: create a second customer anyway; fail: stop before anything is sent."
             ),
         ),
     }
