@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Operators whose tab shows a customer request (by the class name Airflow records).
 CUSTOMER_OPERATORS = frozenset({"BillbeeCreateCustomerOperator", "BillbeeValidateCustomerOperator"})
+#: Customer operators that only check the body and never send it.
+VALIDATE_ONLY_OPERATORS = frozenset({"BillbeeValidateCustomerOperator"})
 #: Operators whose tab shows an import's progress, summary and rejects.
 IMPORT_OPERATORS = frozenset(
     {
@@ -219,6 +221,10 @@ def require_test_request(user: BaseUser, task: PanelTask, confirm_host: str | No
             status.HTTP_403_FORBIDDEN,
             "Test requests are off: an admin can allow them with [billbee] allow_test_requests = True",
         )
+    if task.operator in VALIDATE_ONLY_OPERATORS:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "This task only validates; send from its create task"
+        )
     if not may_use_connection(user, "PUT", task.conn_id):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"You may not edit the connection {task.conn_id!r}")
     host = task.host
@@ -272,7 +278,8 @@ def overview(session: Session, ref: TaskRef, user: BaseUser) -> dict[str, Any]:
     if task.kind == "customer":
         data["rendered"] = task.fields is not None
         data["request"] = task.request().as_dict() if task.fields is not None else None
-        data["response"] = _response(session, ref)
+        data["sends"] = task.operator not in VALIDATE_ONLY_OPERATORS
+        data["response"] = _response(session, ref) if data["sends"] else None
         data["test_sends"] = sends(session, ref)
     else:
         data["import"] = import_overview(session, ref)

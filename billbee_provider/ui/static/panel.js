@@ -161,6 +161,9 @@ function describeAnswer(answer) {
 }
 
 function responseSection(data) {
+  if (!data.sends) {
+    return section("Billbee's answer to this run", "response", el("p", { class: "muted", id: "run-answer" }, "This task only validates the body; it sends nothing. The create task's tab shows Billbee's answer."));
+  }
   return section("Billbee's answer to this run", "response", ...describeAnswer(data.response));
 }
 
@@ -194,7 +197,7 @@ function sendsTable(sends) {
 }
 
 function testRequestSection(data) {
-  if (!data.rendered) return null;
+  if (!data.rendered || !data.sends) return null;
   const rights = data.rights;
   const result = el("div", {});
   const sendsHolder = el("div", {}, sendsTable(data.test_sends));
