@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,23 @@ def sample_rows() -> list[dict[str, str]]:
         return list(csv.DictReader(f, delimiter=";"))
 
 
+def files_xcoms(airflow_home: Path, dag_id: str, output_dir: Path) -> dict[str, dict[str, str]]:
+    """The XCom ``billbee_files`` of each task of the run that wrote into ``output_dir``."""
+    with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
+        rows = db.execute(
+            "SELECT task_id, value FROM xcom WHERE dag_id = ? AND key = 'billbee_files'", (dag_id,)
+        ).fetchall()
+    found = {}
+    for task_id, value in rows:
+        while isinstance(value, str | bytes):
+            value = json.loads(value)
+        if value["output_dir"] == str(output_dir):
+            found[task_id] = value
+    return found
+
+
 def test_import_sample_creates_valid_rows_once_and_explains_the_rest(
-    run_airflow: Callable[..., Any], secret_sandbox: Sandbox, tmp_path: Path
+    run_airflow: Callable[..., Any], secret_sandbox: Sandbox, airflow_home: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run1"
     done = run_airflow("dags", "test", "billbee_import_customers", "-c", json.dumps({"output_dir": str(out)}))
@@ -42,6 +58,25 @@ def test_import_sample_creates_valid_rows_once_and_explains_the_rest(
     assert summary["rows_read"] == 36 and summary["rejected_by_validation"] == 5
     assert summary["counts"]["created"] == 30 and summary["counts"]["duplicate_in_file"] == 1
     assert summary["throttled_429"] == 0
+    # Every task said where the run's files are (XCom billbee_files); progress.json ended "done".
+    files = files_xcoms(airflow_home, "billbee_import_customers", out)
+    assert set(files) == {"extract", "validate", "create", "report"}
+    assert {json.dumps(value, sort_keys=True) for value in files.values()} == {
+        json.dumps(
+            {
+                "output_dir": str(out),
+                "progress": f"{out}/progress.json",
+                "summary": f"{out}/summary.json",
+                "results": f"{out}/results.csv",
+                "rejects": f"{out}/rejects.csv",
+                "ledger": f"{out}/ledger.jsonl",
+            },
+            sort_keys=True,
+        )
+    }
+    progress = json.loads((out / "progress.json").read_text(encoding="utf-8"))
+    assert progress["state"] == "done" and progress["counts"] == summary["counts"]
+    assert progress["rows_total"] == progress["rows_done"] == 31 and progress["created"] == 30
     # Every valid row arrived once, byte-exact (the sample is `;`-separated, with BOM and umlauts).
     stored = {c["Email"]: c for c in secret_sandbox.customers()}
     rows = sample_rows()

@@ -71,6 +71,11 @@ Throughput
     while the worker queues for the limit: a kill then leaves few rows in doubt. The
     staging file is streamed: only ``max_in_flight`` rows are pending at any time.
 
+Progress
+    Every ``progress_every`` seconds a progress line goes to the log and, with a
+    ``progress_path``, the same numbers to ``progress.json`` (one small replace per tick;
+    see :mod:`~billbee_provider.imports.progress`), which ends as ``done`` or ``failed``.
+
 Personal data
     Log lines and exception texts name row numbers, counts and Billbee Ids, never
     e-mails, names or Billbee's messages (which may quote the data). Those go only into
@@ -121,6 +126,7 @@ from billbee_provider.imports.plan import (
     existing_rows,
     unique_rows,
 )
+from billbee_provider.imports.progress import DONE, FAILED, RUNNING, Progress, ProgressFile
 from billbee_provider.imports.send import Run
 from billbee_provider.imports.storage import Location, describe_location
 
@@ -195,6 +201,7 @@ def import_customers(
     logger: Logger | None = None,
     clock: Callable[[], float] = time.monotonic,
     lock_dir: str | os.PathLike[str] | None = None,
+    progress_path: Location | None = None,
 ) -> ImportSummary:
     """Create the staged customers in Billbee, exactly once, at the rate limit.
 
@@ -212,41 +219,62 @@ def import_customers(
     :param clock: monotonic clock in seconds (injectable for tests).
     :param lock_dir: directory of the per-account lock file (default: the system's temporary
         directory); imports of one account on this machine run one after the other.
+    :param progress_path: where to keep ``progress.json`` (see
+        :mod:`~billbee_provider.imports.progress`): written at the start, every
+        ``progress_every`` seconds, and at the end as ``done``, or ``failed`` when an
+        exception ends the run. A write that fails is logged and does not stop the import.
     :raises ExistingCustomersError: ``if_exists="fail"`` and some rows exist; nothing sent.
     :raises StagingError: a malformed staging file.
     :raises BillbeeError: auth/config errors and failed scans abort the run.
     """
+    log: Logger = logger or _log
+    started, stats_before = clock(), (client.stats.throttled, client.stats.retries)
+    progress = ProgressFile(progress_path, log) if progress_path is not None else None
+    run: Run | None = None
+    try:
+        _check_options(if_exists, max_in_flight, progress_every)
+        info = inspect_staging(staging)
+        run = Run(
+            client=client,
+            ledger=ledger,
+            dry_run=dry_run,
+            max_in_flight=max_in_flight,
+            total=info.rows,
+            input_id=info.identity,
+            progress_every=progress_every,
+            log=log,
+            clock=clock,
+            progress_file=progress,
+        )
+        run.write_progress(run.progress(RUNNING))
+        # From before the scan until the last create: a second import of the account waits,
+        # then its scan sees what this one created. A dry run sends nothing and does not wait.
+        lock_path = account_lock_path(client.config.base_url, client.config.user, lock_dir)
+        with nullcontext() if dry_run else account_lock(lock_path, log):
+            _scan_and_create(run, staging, if_exists)
+        write_results(results_path, run.outcomes.values())
+        refused = (
+            Reject(o.row, o.key, [o.problems or ""]) for o in run.outcomes.values() if o.status == "rejected"
+        )
+        added = add_rejects(rejects_path, BILLBEE_STAGE, refused)
+    except BaseException:
+        if progress is not None:
+            # Before the run existed (bad options, no staging file): nothing was done.
+            progress.write(
+                run.progress(FAILED) if run is not None else Progress(FAILED, 0, 0, 0, 0.0, 0, None)
+            )
+        raise
+    summary = _summary(run, started, stats_before, added, if_exists, staging, results_path, rejects_path)
+    run.write_progress(run.progress(DONE))
+    _log_summary(log, summary)
+    return summary
+
+
+def _check_options(if_exists: str, max_in_flight: int, progress_every: float) -> None:
     if if_exists not in get_args(IfExists):
         raise ValueError(f"if_exists must be one of {get_args(IfExists)}, got {if_exists!r}")
     if max_in_flight < 1 or progress_every <= 0:
         raise ValueError("max_in_flight must be >= 1 and progress_every > 0")
-    log: Logger = logger or _log
-    started, stats_before = clock(), (client.stats.throttled, client.stats.retries)
-    info = inspect_staging(staging)
-    run = Run(
-        client=client,
-        ledger=ledger,
-        dry_run=dry_run,
-        max_in_flight=max_in_flight,
-        total=info.rows,
-        input_id=info.identity,
-        progress_every=progress_every,
-        log=log,
-        clock=clock,
-    )
-    # From before the scan until the last create: a second import of the account waits,
-    # then its scan sees what this one created. A dry run sends nothing and does not wait.
-    lock_path = account_lock_path(client.config.base_url, client.config.user, lock_dir)
-    with nullcontext() if dry_run else account_lock(lock_path, log):
-        _scan_and_create(run, staging, if_exists)
-    write_results(results_path, run.outcomes.values())
-    refused = (
-        Reject(o.row, o.key, [o.problems or ""]) for o in run.outcomes.values() if o.status == "rejected"
-    )
-    added = add_rejects(rejects_path, BILLBEE_STAGE, refused)
-    summary = _summary(run, started, stats_before, added, if_exists, staging, results_path, rejects_path)
-    _log_summary(log, summary)
-    return summary
 
 
 def _scan_and_create(run: Run, staging: Location, if_exists: IfExists) -> None:

@@ -9,7 +9,8 @@
 ``rejects.csv`` (validate, then create adds Billbee's refusals)
     ``row, line, key, stage, problems`` (:data:`REJECT_COLUMNS`): :class:`RejectsWriter`
     writes rows for both stages, :func:`add_rejects` adds a stage's rows to an existing
-    file once, :func:`rejected_rows` reads which rows a stage has rejected already.
+    file once, :func:`rejected_rows` reads which rows a stage has rejected already;
+    :mod:`~billbee_provider.imports.rejects` reads it a page at a time, for display.
 ``results.csv`` (create -> write-back)
     ``row, key, billbee_id, status`` (:data:`RESULTS_COLUMNS`): :func:`write_results`
     and :func:`iter_results`.
@@ -88,6 +89,15 @@ def safe_cell(value: object) -> str:
     text = "" if value is None else str(value)
     text = _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
     return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
+def restore_cell(cell: str) -> str:
+    """Undo :func:`safe_cell`'s leading ``'`` before a formula character, for display.
+
+    :param cell: a cell as read from a CSV file of this module.
+    :return: the text as it was before it was written.
+    """
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_STARTS) else cell
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ This module does not import Airflow.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
@@ -40,7 +41,8 @@ from billbee_provider.api.throttle import Window
 from billbee_provider.imports.account import scan_account
 from billbee_provider.imports.files import PROBLEM_SEPARATOR, StagedRow, iter_staging
 from billbee_provider.imports.ledger import Ledger
-from billbee_provider.imports.plan import FOUND, Decision, RowOutcome, Status
+from billbee_provider.imports.plan import FOUND, STATUSES, Decision, RowOutcome, Status
+from billbee_provider.imports.progress import RUNNING, Progress, ProgressFile, ProgressState
 from billbee_provider.imports.storage import Location
 
 #: End-of-run scans to resolve in-doubt rows (each may re-send the rows it finds absent).
@@ -62,6 +64,7 @@ class Run:
         progress_every: float,
         log: Logger,
         clock: Callable[[], float],
+        progress_file: ProgressFile | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -73,14 +76,20 @@ class Run:
         self.progress_every = progress_every
         self.log = log
         self.clock = clock
+        #: Where each tick's progress is written as well (``progress.json``), if anywhere.
+        self.progress_file = progress_file
         self.outcomes: dict[int, RowOutcome] = {}
+        #: Rows per status of the settled outcomes (kept as they change: a tick is O(1)).
+        self.counts: Counter[str] = Counter()
+        # Rows sent and not yet answered: their "in_doubt" place holder is no outcome yet.
+        self._unanswered: set[int] = set()
+        self._throttled_before = client.stats.throttled
         self.claimed: set[int] = set()
         #: Ids of the account scan made before anything was sent (empty without one).
         self.preexisting: set[int] = set()
         self.sent = 0
         self.create_seconds = 0.0
         self._phase_started: float | None = None
-        self._in_flight = 0
         self._next_progress = clock() + progress_every
         self._abort = threading.Event()
         # Same rate and window as the client's own endpoint limit (see module docstring).
@@ -108,11 +117,12 @@ class Run:
                         pending = self._collect(pending)
                     # Until its answer the row is in doubt; this also fixes its place in
                     # the results, which follow the file's order, not the answers' order.
-                    self.outcomes.setdefault(
-                        staged.row, RowOutcome(staged.row, staged.key, "in_doubt", digest=staged.digest)
-                    )
+                    if staged.row not in self.outcomes:
+                        self.outcomes[staged.row] = RowOutcome(
+                            staged.row, staged.key, "in_doubt", digest=staged.digest
+                        )
+                        self._unanswered.add(staged.row)
                     pending.add(pool.submit(self.send, staged))
-                    self._in_flight = len(pending)
                 while pending:
                     pending = self._collect(pending)
             except BaseException:
@@ -131,7 +141,6 @@ class Run:
             if outcome is not None:
                 self.sent += 1
                 self.settle(Decision(outcome, record=False))
-        self._in_flight = len(rest)
         self.tick()
         return rest
 
@@ -140,30 +149,66 @@ class Run:
         outcome = decision.outcome
         if decision.record and not self.dry_run:
             _record(self.ledger, outcome, self.input_id)
+        before = self.outcomes.get(outcome.row)
+        if before is not None and outcome.row not in self._unanswered:
+            self.counts[before.status] -= 1
+        self._unanswered.discard(outcome.row)
         self.outcomes[outcome.row] = outcome
+        self.counts[outcome.status] += 1
         if outcome.status == "ambiguous":
             _log_outcome(self.log, outcome)
         if outcome.billbee_id is not None and outcome.status == "created":
             self.claimed.add(outcome.billbee_id)
 
     def tick(self) -> None:
-        """Log progress if ``progress_every`` seconds have passed since the last line."""
+        """Log progress, and write it to :attr:`progress_file`, every ``progress_every`` seconds."""
         now = self.clock()
         if now < self._next_progress:
             return
         self._next_progress = now + self.progress_every
-        phase = self.create_seconds + (now - self._phase_started if self._phase_started is not None else 0.0)
-        rate = self.sent / phase if phase > 0 else 0.0
-        done = len(self.outcomes) - self._in_flight
-        eta = _hms((self.total - done) / rate) if rate > 0 else "unknown"
+        progress = self.progress(RUNNING, now)
         self.log.info(
             "progress: %d/%d rows done, %.2f creates/s, %d 429s seen, ETA %s",
-            done,
-            self.total,
-            rate,
-            self.client.stats.throttled,
-            eta,
+            progress.rows_done,
+            progress.rows_total,
+            progress.creates_per_s,
+            progress.throttled_429,
+            "unknown" if progress.eta_s is None else _hms(progress.eta_s),
         )
+        self.write_progress(progress)
+
+    def progress(self, state: ProgressState, now: float | None = None) -> Progress:
+        """The run's progress: counts, rate and ETA (O(1) in the number of rows).
+
+        :param state: the run's state.
+        :param now: the clock's time, if read already.
+        :return: the moment.
+        """
+        now = self.clock() if now is None else now
+        phase = self.create_seconds + (now - self._phase_started if self._phase_started is not None else 0.0)
+        rate = self.sent / phase if phase > 0 else 0.0
+        done = len(self.outcomes) - len(self._unanswered)
+        left = max(self.total - done, 0)
+        eta = 0.0 if not left else left / rate if rate > 0 else None
+        counts: dict[str, int] = {status: self.counts[status] for status in STATUSES}
+        return Progress(
+            state=state,
+            rows_total=self.total,
+            rows_done=done,
+            created=counts["created"],
+            creates_per_s=rate,
+            throttled_429=self.client.stats.throttled - self._throttled_before,
+            eta_s=eta,
+            counts=counts,
+        )
+
+    def write_progress(self, progress: Progress) -> None:
+        """Write ``progress`` to :attr:`progress_file`, if there is one (never raises).
+
+        :param progress: the moment to write.
+        """
+        if self.progress_file is not None:
+            self.progress_file.write(progress)
 
     def retry_failed(self, staging: Location) -> None:
         """Send the rows left ``failed`` once more, after the whole create phase.

@@ -9,7 +9,13 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from billbee_provider.operators.customers import as_bool
-from billbee_provider.operators.run_files import output_location, to_location, with_outputs
+from billbee_provider.operators.run_files import (
+    output_location,
+    push_run_files,
+    run_files,
+    to_location,
+    with_outputs,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -36,6 +42,9 @@ class BillbeeCreateCustomersOperator(BaseOperator):
 
     The default ``pool`` is ``billbee_api``: create it with one slot per Billbee account.
     Returns (XCom) the summary: counts by status, elapsed seconds, rate, output paths.
+    When it starts it pushes the run's file locations as the XCom ``billbee_files``
+    (:func:`~.run_files.run_files`) and keeps ``progress.json`` in the output directory
+    up to date while it runs.
     """
 
     template_fields: Sequence[str] = (
@@ -81,21 +90,24 @@ class BillbeeCreateCustomersOperator(BaseOperator):
         from billbee_provider.imports.ledger import Ledger
         from billbee_provider.imports.plan import ExistingCustomersError
 
-        self._check_pool()
         out = output_location(self.output_dir, context)
+        files = run_files(out, rejects=self.rejects, ledger=self.ledger)
+        push_run_files(context, files)
+        self._check_pool()
         client = BillbeeHook(billbee_conn_id=self.billbee_conn_id).client
         try:
-            with Ledger(to_location(self.ledger or f"{out}/ledger.jsonl")) as ledger:
+            with Ledger(to_location(files["ledger"])) as ledger:
                 summary = import_customers(
                     to_location(self.staging),
                     client=client,
                     ledger=ledger,
-                    results_path=to_location(f"{out}/results.csv"),
-                    rejects_path=to_location(self.rejects or f"{out}/rejects.csv"),
+                    results_path=to_location(files["results"]),
+                    rejects_path=to_location(files["rejects"]),
                     if_exists=self.if_exists,  # type: ignore[arg-type]  # checked by import_customers
                     dry_run=as_bool(self.is_dry_run, "dry_run"),
                     max_in_flight=self.max_in_flight,
                     logger=self.log,
+                    progress_path=to_location(files["progress"]),
                 )
         except (ExistingCustomersError, BillbeeAuthError, BillbeeConfigError, ValueError) as exc:
             raise AirflowFailException(str(exc)) from None

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from billbee_provider.operators.run_files import output_location, to_location, with_outputs
+from billbee_provider.operators.run_files import (
+    output_location,
+    push_run_files,
+    run_files,
+    to_location,
+    with_outputs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +54,8 @@ class BillbeeExtractCustomersOperator(BaseOperator):
     :param output_dir: the run's output directory (templated; default under AIRFLOW_HOME).
     :param source_format: ``csv`` or ``jsonl``; default from the extension.
 
-    Returns (XCom) ``{"path", "format", "bytes"}``.
+    Returns (XCom) ``{"path", "format", "bytes"}``; pushes the run's file locations as the
+    XCom ``billbee_files`` when it starts.
     """
 
     template_fields: Sequence[str] = ("source", "output_dir", "source_format")
@@ -70,8 +77,9 @@ class BillbeeExtractCustomersOperator(BaseOperator):
         """
         from billbee_provider.imports.storage import describe_location, open_read, replace
 
-        fmt = source_format(self.source, self.source_format)
         out = output_location(self.output_dir, context)
+        push_run_files(context, run_files(out))
+        fmt = source_format(self.source, self.source_format)
         target = f"{out}/source.{fmt}"
         refuse_same_file(self.source, target, out)
         with (
@@ -154,7 +162,8 @@ class BillbeeExtractCustomersSqlOperator(BaseOperator):
     :param chunk_size: rows fetched per round trip.
     :param output_dir: the run's output directory (templated).
 
-    Returns (XCom) ``{"path", "format": "jsonl", "rows"}``.
+    Returns (XCom) ``{"path", "format": "jsonl", "rows"}``; pushes the run's file
+    locations as the XCom ``billbee_files`` when it starts.
     """
 
     template_fields: Sequence[str] = ("sql", "conn_id", "output_dir")
@@ -183,8 +192,10 @@ class BillbeeExtractCustomersSqlOperator(BaseOperator):
         from billbee_provider.imports.extract_sql import write_jsonl
         from billbee_provider.imports.storage import replace
 
+        folder = output_location(self.output_dir, context)
+        push_run_files(context, run_files(folder))
         hook = db_hook(self.conn_id)
-        target = f"{output_location(self.output_dir, context)}/source.jsonl"
+        target = f"{folder}/source.jsonl"
         with closing(hook.get_conn()) as conn, closing(conn.cursor()) as cursor:
             cursor.execute(self.sql, self.parameters or ())
             with replace(to_location(target)) as out:

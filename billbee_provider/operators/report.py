@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from billbee_provider.operators.run_files import output_location, to_location
+from billbee_provider.operators.run_files import (
+    SUMMARY_FILE,
+    output_location,
+    push_run_files,
+    run_files,
+    to_location,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -27,7 +33,8 @@ class BillbeeReportImportOperator(BaseOperator):
     :param output_dir: the run's output directory (templated; the same as the other tasks').
 
     Returns (XCom) ``{"summary": <path of summary.json>, "counts": {status: rows}}``: counts
-    and a path, never rows.
+    and a path, never rows. Pushes the run's file locations as the XCom ``billbee_files``
+    when it starts (the rejects file and ledger as the create task names them).
     """
 
     template_fields: Sequence[str] = ("validated", "created", "output_dir")
@@ -52,8 +59,11 @@ class BillbeeReportImportOperator(BaseOperator):
 
         validated: Mapping[str, Any] = self.validated  # type: ignore[assignment]  # resolved XComArg
         created: Mapping[str, Any] = self.created  # type: ignore[assignment]
+        out = output_location(self.output_dir, context)
+        rejects = created.get("rejects_path") or validated.get("rejects")
+        push_run_files(context, run_files(out, rejects=rejects, ledger=created.get("ledger_path")))
         summary = build_summary(validated, created)
-        target = f"{output_location(self.output_dir, context)}/summary.json"
+        target = f"{out}/{SUMMARY_FILE}"
         write_summary(to_location(target), summary)
         self.log.info("Billbee import summary (%s):", target)
         for line in format_table(summary).splitlines():

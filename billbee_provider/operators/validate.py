@@ -13,7 +13,15 @@ from billbee_provider.operators.extract import (
     source_format,
     unreadable_source_fails,
 )
-from billbee_provider.operators.run_files import output_location, to_location, with_outputs
+from billbee_provider.operators.run_files import (
+    REJECTS_FILE,
+    STAGING_FILE,
+    output_location,
+    push_run_files,
+    run_files,
+    to_location,
+    with_outputs,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,7 +48,8 @@ class BillbeeValidateCustomersOperator(BaseOperator):
     :param max_rejects: most rejects allowed: a count, or a fraction below 1 (templated).
     :param output_dir: the run's output directory (templated).
 
-    Returns (XCom) counts and the paths of ``staging.jsonl`` and ``rejects.csv``.
+    Returns (XCom) counts and the paths of ``staging.jsonl`` and ``rejects.csv``; pushes
+    the run's file locations as the XCom ``billbee_files`` when it starts.
     """
 
     template_fields: Sequence[str] = (
@@ -84,7 +93,8 @@ class BillbeeValidateCustomersOperator(BaseOperator):
             fix about the source (see :func:`~.extract.unreadable_source_fails`).
         """
         out = output_location(self.output_dir, context)
-        paths = {"staging": f"{out}/staging.jsonl", "rejects": f"{out}/rejects.csv"}
+        paths = {"staging": f"{out}/{STAGING_FILE}", "rejects": f"{out}/{REJECTS_FILE}"}
+        push_run_files(context, run_files(out, rejects=paths["rejects"]))
         for path in paths.values():
             refuse_same_file(self.source, path, out)
         with unreadable_source_fails(self.source):
