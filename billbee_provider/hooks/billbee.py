@@ -23,8 +23,8 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from billbee_provider.api.client import MAX_PAGE_SIZE, BillbeeClient, encode_body
 from billbee_provider.api.config import DEFAULT_HOST, BillbeeConfig, parse_flag
-from billbee_provider.api.endpoints import endpoint_for
-from billbee_provider.api.envelope import check_answer
+from billbee_provider.api.endpoints import CREATE_CUSTOMER, endpoint_for
+from billbee_provider.api.envelope import check_answer, unwrap
 from billbee_provider.api.errors import (
     BillbeeAuthError,
     BillbeeConfigError,
@@ -200,6 +200,19 @@ class BillbeeHook(HttpHook):
         :raises BillbeeInDoubtError: the answer was lost; do not blindly retry.
         """
         return self.client.create_customer(body)
+
+    def create_customer_with_status(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Like :meth:`create_customer`, and also return the HTTP status of Billbee's answer.
+
+        The same request through the same client (throttle, create rule, errors); only
+        the status, which :meth:`create_customer` drops, is kept.
+
+        :return: ``(status, customer)``; the customer is Billbee's ``Data`` with its ``Id``.
+        :raises BillbeeInDoubtError: the answer was lost; do not blindly retry.
+        """
+        status, payload = self.client.send(CREATE_CUSTOMER, body=body)
+        data = unwrap(status, payload, what=CREATE_CUSTOMER.key).data
+        return status, dict(data) if isinstance(data, Mapping) else {}
 
     def get_customer(self, customer_id: int) -> dict[str, Any]:
         """Return one customer by its Billbee ``Id``."""

@@ -3,15 +3,19 @@
 Both take the request body as the templated field ``customer``: a dict whose strings
 are Jinja-rendered, a JSON string (e.g. ``"{{ params.customer | tojson }}"``), or the
 path of a ``.json`` template file. The rendered body shows in the task's Rendered
-Template view. Heavy modules (requests, jsonschema, the hook) are imported inside
-``execute`` so that DAG files importing this module parse fast.
+Template view; JSON text is shown there indented, with its umlauts as they are
+(:func:`pretty_customer`). The create operator pushes Billbee's answer as the XCom
+:data:`RESPONSE_XCOM_KEY` in every outcome. Heavy modules (requests, jsonschema, the
+hook) are imported inside ``execute`` so that DAG files importing this module parse fast.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -19,9 +23,30 @@ from airflow.sdk.exceptions import AirflowFailException
 from billbee_provider.api.config import parse_flag
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Context
 
+    from billbee_provider.api.client import Logger
+    from billbee_provider.api.errors import BillbeeError
     from billbee_provider.hooks.billbee import BillbeeHook
+
+#: XCom key of Billbee's answer to the create operator (see :func:`billbee_response`).
+RESPONSE_XCOM_KEY = "billbee_response"
+#: Longest ``message`` in that XCom.
+MAX_RESPONSE_MESSAGE = 1000
+#: Longest ``problems`` line made from one of Billbee's field errors.
+_MAX_PROBLEM = 300
+
+
+class BodyCheck(NamedTuple):
+    """The rendered ``customer`` checked: the body, or why it cannot be sent."""
+
+    #: the body, when it is valid
+    body: dict[str, Any] | None
+    #: every problem as ``<path>: <reason>`` (``customer: ...`` for text that is not JSON)
+    problems: list[str]
+    #: the task failure's text, ``None`` when the body is valid
+    failure: str | None
 
 
 class BillbeeCustomerBodyOperator(BaseOperator):
@@ -48,24 +73,47 @@ class BillbeeCustomerBodyOperator(BaseOperator):
         self.customer = customer
         self.billbee_conn_id = billbee_conn_id
 
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render the templated fields, then indent a ``customer`` that is JSON text.
+
+        What is stored as the rendered field (the Rendered Template view) is then the
+        body indented, with its umlauts as they are instead of ``\\u00fc``; see
+        :func:`pretty_customer`.
+        """
+        super().render_template_fields(context, jinja_env)
+        if isinstance(self.customer, str):
+            self.customer = pretty_customer(self.customer)
+
+    def check_customer(self) -> BodyCheck:
+        """Parse the rendered ``customer`` and validate it against the Billbee schema."""
+        from billbee_provider.api.errors import listed_problems
+        from billbee_provider.customers.json_text import JsonTextError
+        from billbee_provider.customers.schema import get_validator
+
+        try:
+            body = _parse(self.customer)
+        except JsonTextError as exc:
+            return BodyCheck(None, [f"customer: {exc}"], f"customer: {exc}")
+        problems = get_validator().problems(body)
+        if problems:
+            listing = "\n".join(f"  - {p}" for p in listed_problems(problems))
+            failure = (
+                f"The customer body has {len(problems)} problem(s); nothing was sent to Billbee:\n{listing}"
+            )
+            return BodyCheck(None, problems, failure)
+        assert isinstance(body, dict)  # the schema demands an object
+        return BodyCheck(body, [], None)
+
     def customer_body(self) -> dict[str, Any]:
         """The rendered body as a dict, after validation against the Billbee schema.
 
         :raises AirflowFailException: listing every problem (the task is not retried:
             the same input would fail again).
         """
-        from billbee_provider.api.errors import listed_problems
-        from billbee_provider.customers.schema import get_validator
-
-        body = parse_body(self.customer)
-        problems = get_validator().problems(body)
-        if problems:
-            listing = "\n".join(f"  - {p}" for p in listed_problems(problems))
-            raise AirflowFailException(
-                f"The customer body has {len(problems)} problem(s); nothing was sent to Billbee:\n{listing}"
-            )
-        assert isinstance(body, dict)  # the schema demands an object
-        return body
+        check = self.check_customer()
+        if check.body is None:
+            raise AirflowFailException(check.failure)
+        return check.body
 
 
 class BillbeeValidateCustomerOperator(BillbeeCustomerBodyOperator):
@@ -87,7 +135,8 @@ class BillbeeCreateCustomerOperator(BillbeeCustomerBodyOperator):
 
     The body is validated first; an invalid body fails the task and nothing is sent.
     Returns (XCom) ``{"Id": <Billbee id>, "Number": <customer number or None>}``, never
-    the body.
+    the body. Every outcome, a failure's before the task fails, is also pushed as the
+    XCom :data:`RESPONSE_XCOM_KEY` (see :func:`billbee_response`).
 
     The first try is a single request. Any later try (a retry, or a Clear of the task in
     the UI: Airflow 3 gives the next run of a cleared task the next ``try_number``) first
@@ -123,22 +172,67 @@ class BillbeeCreateCustomerOperator(BillbeeCustomerBodyOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, then create the customer (or only log it on a dry run).
 
-        On a try after the first, look for the customer first (see ``if_exists``).
+        On a try after the first, look for the customer first (see ``if_exists``). Every
+        outcome is pushed as the XCom :data:`RESPONSE_XCOM_KEY`, a failure's before the
+        task fails.
         """
-        body = self.customer_body()
-        if_exists = check_if_exists(self.if_exists)
+        push = _ResponsePush(context, self.log)
+        try:
+            return self._execute(context, push)
+        except Exception as exc:
+            if not push.done:  # an unforeseen failure: its text may quote values, its type not
+                push(billbee_response("failed", message=f"{type(exc).__name__} (see the task log)"))
+            raise
+
+    def _execute(self, context: Context, push: _ResponsePush) -> dict[str, Any]:
+        from billbee_provider.api.errors import BillbeeError
+
+        check = self.check_customer()
+        if check.body is None:
+            push(billbee_response("invalid", message=check.failure, problems=check.problems))
+            raise AirflowFailException(check.failure)
+        body = check.body
+        try:
+            if_exists = check_if_exists(self.if_exists)
+            dry_run = as_bool(self.is_dry_run, "dry_run")
+        except AirflowFailException as exc:
+            push(billbee_response("invalid", message=str(exc), problems=[str(exc)]))
+            raise
         hook = self._hook()
-        if as_bool(self.is_dry_run, "dry_run"):
+        if dry_run:
             self._log_dry_run(hook, body)
+            push(billbee_response("dry_run"))
             return {"dry_run": True, "Id": None, "Number": None}
         try_number = _try_number(context)
         if try_number > 1 and if_exists != "create":
-            existing = self._existing(hook, body, try_number, if_exists)
+            started = time.monotonic()
+            try:
+                existing = self._existing(hook, body, try_number, if_exists)
+            except AirflowFailException as exc:  # texts name Ids, never values
+                push(billbee_response("failed", elapsed_ms=_ms_since(started), message=str(exc)))
+                raise
+            except BillbeeError as exc:
+                push(failed_response(exc, str(exc), _ms_since(started), body))
+                raise
             if existing is not None:
+                ms = _ms_since(started)
+                push(
+                    billbee_response("existing", Id=existing["Id"], Number=existing["Number"], elapsed_ms=ms)
+                )
                 return existing
-        created = _create(hook, body)
-        self.log.info("Created Billbee customer Id=%s Number=%s", created.get("Id"), created.get("Number"))
-        return {"Id": created.get("Id"), "Number": created.get("Number")}
+        started = time.monotonic()
+        try:
+            status, created = hook.create_customer_with_status(body)
+        except BillbeeError as exc:
+            failure = _failure_text(exc, body)
+            push(failed_response(exc, failure or str(exc), _ms_since(started), body))
+            if failure is None:
+                raise  # throttled or transient: the task's retries may help
+            raise AirflowFailException(failure) from None
+        new_id, number, ms = created.get("Id"), created.get("Number"), _ms_since(started)
+        push(billbee_response("created", status=status, Id=new_id, Number=number, elapsed_ms=ms))
+        self.log.info("Created Billbee customer Id=%s Number=%s", new_id, number)
+        return {"Id": new_id, "Number": number}
 
     def _existing(
         self, hook: BillbeeHook, body: Mapping[str, Any], try_number: int, if_exists: str
@@ -209,8 +303,11 @@ class BillbeeCreateCustomerOperator(BillbeeCustomerBodyOperator):
         self.log.debug("Dry run body: %s", json.dumps(body, ensure_ascii=False))
 
 
-def _create(hook: BillbeeHook, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Send the create and turn errors that retrying cannot fix into task failures."""
+def _failure_text(exc: BillbeeError, body: Mapping[str, Any]) -> str | None:
+    """The task failure's text for an error retrying cannot fix; ``None`` for any other.
+
+    Values of ``body`` quoted in Billbee's messages are replaced (see :func:`redacted`).
+    """
     from billbee_provider.api.errors import (
         BillbeeAuthError,
         BillbeeConfigError,
@@ -218,15 +315,127 @@ def _create(hook: BillbeeHook, body: Mapping[str, Any]) -> dict[str, Any]:
         BillbeeInvalidDataError,
     )
 
-    try:
-        return hook.create_customer(body)
-    except BillbeeInDoubtError as exc:
+    if isinstance(exc, BillbeeInDoubtError):
         # A task retry would send the body again and could create a duplicate.
-        raise AirflowFailException(
-            f"{exc}\nCheck in Billbee whether the customer exists before running this task again."
-        ) from None
-    except (BillbeeConfigError, BillbeeAuthError, BillbeeInvalidDataError) as exc:
-        raise AirflowFailException(str(exc)) from None
+        return f"{exc}\nCheck in Billbee whether the customer exists before running this task again."
+    if isinstance(exc, BillbeeConfigError | BillbeeAuthError | BillbeeInvalidDataError):
+        return redacted(str(exc), body)
+    return None
+
+
+class _ResponsePush:
+    """Pushes the XCom :data:`RESPONSE_XCOM_KEY` through the context's task instance, if any.
+
+    A push that fails is logged, not raised: it must not hide the outcome it reports.
+    """
+
+    def __init__(self, context: Mapping[str, Any], log: Logger) -> None:
+        self._xcom_push = getattr(context.get("ti"), "xcom_push", None)
+        self._log = log
+        self.done = False
+
+    def __call__(self, response: dict[str, Any]) -> None:
+        self.done = True
+        if not callable(self._xcom_push):
+            return
+        try:
+            self._xcom_push(key=RESPONSE_XCOM_KEY, value=response)
+        except Exception as exc:
+            self._log.warning("Could not push the XCom %r: %s", RESPONSE_XCOM_KEY, type(exc).__name__)
+
+
+def billbee_response(
+    outcome: str,
+    *,
+    status: int | None = None,
+    Id: int | None = None,  # Billbee's spelling, as in the return value
+    Number: int | None = None,
+    elapsed_ms: float = 0.0,
+    error_code: int | None = None,
+    message: str | None = None,
+    problems: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The XCom :data:`RESPONSE_XCOM_KEY`: what happened to the customer, without its values.
+
+    :param outcome: ``created``, ``existing`` (found on a try after the first),
+        ``dry_run``, ``invalid`` (nothing sent) or ``failed``.
+    :param status: the HTTP status of Billbee's answer, when there was one.
+    :param elapsed_ms: milliseconds spent on the Billbee requests of this outcome
+        (retries and throttle waits included); 0 when nothing was sent.
+    :param error_code: Billbee's ``ErrorCode``; ``error_name`` is its name, if it has one.
+    :param message: the failure's text, cut to :data:`MAX_RESPONSE_MESSAGE` characters.
+    :param problems: ``<path>: <reason>`` lines, listed as in task failures (first 20).
+    """
+    from billbee_provider.api.errors import ErrorCode, listed_problems, shorten
+
+    name = None
+    if error_code is not None:
+        with suppress(ValueError):  # a code without a name
+            name = ErrorCode(error_code).name
+    return {
+        "outcome": outcome,
+        "status": status,
+        "Id": Id,
+        "Number": Number,
+        "elapsed_ms": round(elapsed_ms, 3),
+        "error_code": error_code,
+        "error_name": name,
+        "message": None if message is None else shorten(message, MAX_RESPONSE_MESSAGE),
+        "problems": listed_problems(list(problems)),
+    }
+
+
+def failed_response(
+    exc: BillbeeError, message: str, elapsed_ms: float, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """:func:`billbee_response` of a Billbee error; its field errors become ``problems``.
+
+    :param message: the failure's text.
+    :param body: the body sent; its values are replaced in ``message`` and ``problems``.
+    """
+    from billbee_provider.api.errors import BillbeeInvalidDataError, shorten
+
+    fields = exc.field_errors if isinstance(exc, BillbeeInvalidDataError) else {}
+    lines = [f"{path}: {'; '.join(why)}" for path, why in sorted(fields.items())]
+    problems = [shorten(redacted(line, body), _MAX_PROBLEM) for line in lines]
+    return billbee_response(
+        "failed",
+        status=exc.status,
+        elapsed_ms=elapsed_ms,
+        error_code=exc.error_code,
+        message=redacted(message, body),
+        problems=problems,
+    )
+
+
+#: Shorter values of a body are not replaced in messages (they would hit ordinary words).
+_MIN_REDACTED = 3
+
+
+def redacted(text: str, body: Mapping[str, Any]) -> str:
+    """``text`` with every string value of ``body`` (3 characters or more) replaced by ``<value>``.
+
+    Billbee's messages may quote what was sent (an e-mail it refuses, say); the task
+    failure and the XCom name the field instead.
+    """
+    values = {v for v in _string_leaves(body) if len(v.strip()) >= _MIN_REDACTED}
+    for value in sorted(values, key=len, reverse=True):  # the longest first: "Anna" in "Annabel"
+        text = text.replace(value, "<value>")
+    return text
+
+
+def _string_leaves(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for item in value.values() for s in _string_leaves(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _string_leaves(item)]
+    return []
+
+
+def _ms_since(started: float) -> float:
+    return (time.monotonic() - started) * 1000.0
 
 
 #: What a customer operator or import does with a customer that already exists.
@@ -265,16 +474,51 @@ def parse_body(value: object) -> object:
     :raises AirflowFailException: for such text, in one line naming the position or
         the key path, never a value (a task retry cannot fix it).
     """
-    from billbee_provider.customers.json_text import JsonTextError, loads_strict
+    from billbee_provider.customers.json_text import JsonTextError
+
+    try:
+        return _parse(value)
+    except JsonTextError as exc:
+        raise AirflowFailException(f"customer: {exc}") from None
+
+
+def _parse(value: object) -> object:
+    """:func:`parse_body` without the task failure.
+
+    :raises JsonTextError: for text that is not acceptable JSON.
+    """
+    from billbee_provider.customers.json_text import loads_strict
 
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, str):
-        try:
-            return loads_strict(value)
-        except JsonTextError as exc:
-            raise AirflowFailException(f"customer: {exc}") from None
+        return loads_strict(value)
     return value
+
+
+def pretty_customer(value: str) -> str:
+    """The rendered ``customer`` as it is shown and stored: JSON text indented by 2.
+
+    Text that :func:`~billbee_provider.customers.json_text.loads_strict` reads as an
+    object or array is written again with ``indent=2`` and ``ensure_ascii=False``: the
+    same values (the task sends what it would have sent from the original text), key
+    order kept, umlauts as they are. A number is written as Python reads it (``1.50``
+    becomes ``1.5``, ``1e2`` becomes ``100.0``; the value is the same). Anything else is
+    returned unchanged: text that is not JSON (``execute`` reports it), a JSON
+    scalar, a number too large for a float (it would become ``Infinity``, which is not
+    JSON) and a lone surrogate escape (``\\ud800``, which UTF-8 cannot store).
+    """
+    from billbee_provider.customers.json_text import JsonTextError, loads_strict
+
+    try:
+        parsed = loads_strict(value)
+        if not isinstance(parsed, dict | list):
+            return value
+        pretty = json.dumps(parsed, indent=2, ensure_ascii=False, allow_nan=False)
+        pretty.encode("utf-8")
+    except (JsonTextError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return value
+    return pretty
 
 
 def as_bool(value: object, name: str) -> bool:
