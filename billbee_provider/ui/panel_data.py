@@ -17,6 +17,8 @@ from fastapi import HTTPException, status
 
 from billbee_provider.api.config import BillbeeConfig, is_loopback
 from billbee_provider.api.errors import BillbeeConfigError, BillbeeError, shorten
+from billbee_provider.operators.customers import RESPONSE_XCOM_KEY
+from billbee_provider.operators.run_files import FILES_XCOM_KEY
 from billbee_provider.ui import task_records
 from billbee_provider.ui.request_view import RequestView, customer_request, send_test_request
 from billbee_provider.ui.task_records import TaskRef
@@ -41,9 +43,6 @@ IMPORT_OPERATORS = frozenset(
         "BillbeeReportImportOperator",
     }
 )
-#: The create task's XComs with Billbee's answer, and the import tasks' file locations.
-RESPONSE_XCOM_KEY = "billbee_response"
-FILES_XCOM_KEY = "billbee_files"
 DEFAULT_CONN_ID = "billbee_default"
 
 _limiter: RateLimiter | None = None

@@ -298,7 +298,7 @@ function fmtSeconds(s) {
   return `${h ? `${h} h ` : ""}${m ? `${m} min ` : ""}${t % 60} s`;
 }
 
-function progressSection(imp) {
+function progressSection(imp, taskState) {
   const p = imp.progress;
   if (!p) return section("Progress", "progress", el("p", { class: "muted" }, imp.note || "No progress yet: the create task writes it once it runs."));
   return section(
@@ -307,10 +307,18 @@ function progressSection(imp) {
     el("progress", { max: p.rows_total || 1, value: p.rows_done || 0, "aria-label": "rows done" }),
     table(
       ["State", "Rows done", "Creates/s", "429s", "ETA"],
-      [[p.state, `${p.rows_done} / ${p.rows_total}`, Number(p.creates_per_s || 0).toFixed(2), p.throttled_429, p.state === "running" ? fmtSeconds(p.eta_s) : "–"]],
+      [[shownState(p.state, taskState), `${p.rows_done} / ${p.rows_total}`, Number(p.creates_per_s || 0).toFixed(2), p.throttled_429, p.state === "running" ? fmtSeconds(p.eta_s) : "–"]],
       { id: "progress-table" },
     ),
   );
+}
+
+const ACTIVE_STATES = ["running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "restarting"];
+
+function shownState(progressState, taskState) {
+  // A killed task leaves "running" in its progress file: the task's own state is the truth.
+  if (progressState === "running" && !ACTIVE_STATES.includes(taskState || "")) return `stopped (task ${taskState || "not running"})`;
+  return progressState;
 }
 
 function summarySection(imp) {
@@ -378,7 +386,7 @@ function renderCustomer(data) {
 
 function renderImport(data) {
   const imp = data.import;
-  return [header(data), progressSection(imp), summarySection(imp), imp.files && imp.files.rejects ? rejectsSection() : null, filesSection(imp), connectionSection(data)];
+  return [header(data), progressSection(imp, data.task.state), summarySection(imp), imp.files && imp.files.rejects ? rejectsSection() : null, filesSection(imp), connectionSection(data)];
 }
 
 async function refresh() {
@@ -395,10 +403,8 @@ async function refresh() {
     return;
   }
   root.replaceChildren(...(data.kind === "customer" ? renderCustomer(data) : renderImport(data)).filter(Boolean));
-  const running = ["running", "queued", "scheduled", "up_for_retry", "deferred"].includes(data.task.state || "");
-  const importRunning = data.kind === "import" && data.import.progress && data.import.progress.state === "running";
   clearTimeout(pollTimer);
-  if (running || importRunning) pollTimer = setTimeout(refresh, POLL_MS);
+  if (ACTIVE_STATES.includes(data.task.state || "")) pollTimer = setTimeout(refresh, POLL_MS);
 }
 
 refresh();
