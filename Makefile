@@ -15,7 +15,7 @@ export AIRFLOW_CONN_BILLBEE_EXAMPLE_SHOP := {"conn_type": "sqlite", "host": "$(A
 
 SANDBOX_PORT ?= 8765
 
-.PHONY: install demo test test-quick lint typecheck pytest soak airflow sandbox audit clean
+.PHONY: install demo test test-ui test-quick lint typecheck pytest soak airflow sandbox audit clean
 
 install: $(STAMP)
 
@@ -36,8 +36,8 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 demo: $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m billbee_provider.sandbox.demo --port $(SANDBOX_PORT)
 
-## test: lint, type check and every test (the command CI runs)
-test: lint typecheck pytest
+## test: lint, type check and every test, the browser tests last (the command CI runs)
+test: lint typecheck pytest test-ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check billbee_provider dags tests
@@ -47,8 +47,15 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Two processes (this machine and CI have 2 cores); a file's tests stay on one of them.
+# The browser tests run on their own afterwards (test-ui): they start Airflow and chromium.
 pytest: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/ui
+
+## test-ui: the Airflow UI in a real browser (tests/ui: Airflow's four parts + headless chromium,
+## one process, ~3-4 minutes); skipped with the reason without /usr/bin/chromium, unless
+## BILLBEE_UI_TESTS=required (CI), which makes that a failure. Screenshots: tests/ui/artifacts/
+test-ui: $(STAMP)
+	$(BIN)/pytest -q -rs tests/ui
 
 ## test-quick: the tests not marked slow (no Airflow CLI runs, fault matrix or kills), ~1-2 minutes
 test-quick: $(STAMP)
