@@ -8,15 +8,12 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from billbee_provider.customers.outcome import billbee_response, failed_response, field_paths, redacted
 from billbee_provider.operators.customers import (
     RESPONSE_XCOM_KEY,
     BillbeeCreateCustomerOperator,
     BillbeeValidateCustomerOperator,
     as_bool,
-    billbee_response,
-    failed_response,
-    field_paths,
-    redacted,
 )
 from tests.conftest import Sandbox
 

@@ -119,3 +119,26 @@ def duplicate_key(value: Any) -> str | None:
         return None
     path = ".".join(shorten(str(part), _SHOWN_CHARS) for part in found.path)
     return f"the key {path!r} appears twice in one object"
+
+
+def pretty_text(value: str) -> str:
+    """The rendered ``customer`` as it is shown and stored: JSON text indented by 2.
+
+    Text that :func:`loads_strict` reads as an
+    object or array is written again with ``indent=2`` and ``ensure_ascii=False``: the
+    same values (the task sends what it would have sent from the original text), key
+    order kept, umlauts as they are. A number is written as Python reads it (``1.50``
+    becomes ``1.5``, ``1e2`` becomes ``100.0``; the value is the same). Anything else is
+    returned unchanged: text that is not JSON (``execute`` reports it), a JSON
+    scalar, a number too large for a float (it would become ``Infinity``, which is not
+    JSON) and a lone surrogate escape (``\\ud800``, which UTF-8 cannot store).
+    """
+    try:
+        parsed = loads_strict(value)
+        if not isinstance(parsed, dict | list):
+            return value
+        pretty = json.dumps(parsed, indent=2, ensure_ascii=False, allow_nan=False)
+        pretty.encode("utf-8")
+    except (JsonTextError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return value
+    return pretty

@@ -4,9 +4,10 @@ Both take the request body as the templated field ``customer``: a dict whose str
 are Jinja-rendered, a JSON string (e.g. ``"{{ params.customer | tojson }}"``), or the
 path of a ``.json`` template file. The rendered body shows in the task's Rendered
 Template view; JSON text is shown there indented, with its umlauts as they are
-(:func:`pretty_customer`). The create operator pushes Billbee's answer as the XCom
-:data:`RESPONSE_XCOM_KEY` in every outcome. Heavy modules (requests, jsonschema, the
-hook) are imported inside ``execute`` so that DAG files importing this module parse fast.
+(:func:`~billbee_provider.customers.json_text.pretty_text`). The create operator pushes
+Billbee's answer as the XCom :data:`RESPONSE_XCOM_KEY` in every outcome. Heavy modules
+(requests, jsonschema, the hook) are imported inside ``execute`` so that DAG files
+importing this module parse fast.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from billbee_provider.api.config import parse_flag
+from billbee_provider.customers.json_text import pretty_text
+from billbee_provider.customers.outcome import billbee_response, failed_response, field_paths, redacted
 
 if TYPE_CHECKING:
     import jinja2
@@ -30,12 +32,9 @@ if TYPE_CHECKING:
     from billbee_provider.api.errors import BillbeeError
     from billbee_provider.hooks.billbee import BillbeeHook
 
-#: XCom key of Billbee's answer to the create operator (see :func:`billbee_response`).
+#: XCom key of Billbee's answer to the create operator
+#: (:func:`~billbee_provider.customers.outcome.billbee_response`).
 RESPONSE_XCOM_KEY = "billbee_response"
-#: Longest ``message`` in that XCom.
-MAX_RESPONSE_MESSAGE = 1000
-#: Longest ``problems`` line made from one of Billbee's field errors.
-_MAX_PROBLEM = 300
 
 
 class BodyCheck(NamedTuple):
@@ -78,11 +77,11 @@ class BillbeeCustomerBodyOperator(BaseOperator):
 
         What is stored as the rendered field (the Rendered Template view) is then the
         body indented, with its umlauts as they are instead of ``\\u00fc``; see
-        :func:`pretty_customer`.
+        :func:`~billbee_provider.customers.json_text.pretty_text`.
         """
         super().render_template_fields(context, jinja_env)
         if isinstance(self.customer, str):
-            self.customer = pretty_customer(self.customer)
+            self.customer = pretty_text(self.customer)
 
     def check_customer(self) -> BodyCheck:
         """Parse the rendered ``customer`` and validate it against the Billbee schema."""
@@ -306,7 +305,8 @@ class BillbeeCreateCustomerOperator(BillbeeCustomerBodyOperator):
 def _failure_text(exc: BillbeeError, body: Mapping[str, Any]) -> str | None:
     """The task failure's text for an error retrying cannot fix; ``None`` for any other.
 
-    Values of ``body`` quoted in Billbee's messages are replaced (see :func:`redacted`).
+    Values of ``body`` quoted in Billbee's messages are replaced (see
+    :func:`~billbee_provider.customers.outcome.redacted`).
     """
     from billbee_provider.api.errors import (
         BillbeeAuthError,
@@ -342,96 +342,6 @@ class _ResponsePush:
             self._xcom_push(key=RESPONSE_XCOM_KEY, value=response)
         except Exception as exc:
             self._log.warning("Could not push the XCom %r: %s", RESPONSE_XCOM_KEY, type(exc).__name__)
-
-
-def billbee_response(
-    outcome: str,
-    *,
-    status: int | None = None,
-    Id: int | None = None,  # Billbee's spelling, as in the return value
-    Number: int | None = None,
-    elapsed_ms: float = 0.0,
-    error_code: int | None = None,
-    message: str | None = None,
-    problems: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The XCom :data:`RESPONSE_XCOM_KEY`: what happened to the customer, without its values.
-
-    :param outcome: ``created``, ``existing`` (found on a try after the first),
-        ``dry_run``, ``invalid`` (nothing sent) or ``failed``.
-    :param status: the HTTP status of Billbee's answer, when there was one.
-    :param elapsed_ms: milliseconds spent on the Billbee requests of this outcome
-        (retries and throttle waits included); 0 when nothing was sent.
-    :param error_code: Billbee's ``ErrorCode``; ``error_name`` is its name, if it has one.
-    :param message: the failure's text, cut to :data:`MAX_RESPONSE_MESSAGE` characters.
-    :param problems: ``<path>: <reason>`` lines, listed as in task failures (first 20).
-    """
-    from billbee_provider.api.errors import ErrorCode, listed_problems, shorten
-
-    name = None
-    if error_code is not None:
-        with suppress(ValueError):  # a code without a name
-            name = ErrorCode(error_code).name
-    return {
-        "outcome": outcome,
-        "status": status,
-        "Id": Id,
-        "Number": Number,
-        "elapsed_ms": round(elapsed_ms, 3),
-        "error_code": error_code,
-        "error_name": name,
-        "message": None if message is None else shorten(message, MAX_RESPONSE_MESSAGE),
-        "problems": listed_problems(list(problems)),
-    }
-
-
-def failed_response(
-    exc: BillbeeError, message: str, elapsed_ms: float, body: Mapping[str, Any]
-) -> dict[str, Any]:
-    """:func:`billbee_response` of a Billbee error; its field errors become ``problems``.
-
-    :param message: the failure's text.
-    :param body: the body sent; its values are replaced in ``message`` and ``problems``.
-    """
-    from billbee_provider.api.errors import BillbeeInvalidDataError, shorten
-
-    fields = exc.field_errors if isinstance(exc, BillbeeInvalidDataError) else {}
-    lines = [f"{path}: {'; '.join(why)}" for path, why in sorted(fields.items())]
-    problems = [shorten(redacted(line, body), _MAX_PROBLEM) for line in lines]
-    return billbee_response(
-        "failed",
-        status=exc.status,
-        elapsed_ms=elapsed_ms,
-        error_code=exc.error_code,
-        message=redacted(message, body),
-        problems=problems,
-    )
-
-
-#: Shorter values of a body are not replaced in messages (they would hit ordinary words).
-_MIN_REDACTED = 3
-
-
-def redacted(text: str, body: Mapping[str, Any]) -> str:
-    """``text`` with every string value of ``body`` (3 characters or more) replaced by ``<value>``.
-
-    Billbee's messages may quote what was sent (an e-mail it refuses, say); the task
-    failure and the XCom name the field instead.
-    """
-    values = {v for v in _string_leaves(body) if len(v.strip()) >= _MIN_REDACTED}
-    for value in sorted(values, key=len, reverse=True):  # the longest first: "Anna" in "Annabel"
-        text = text.replace(value, "<value>")
-    return text
-
-
-def _string_leaves(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [s for item in value.values() for s in _string_leaves(item)]
-    if isinstance(value, list):
-        return [s for item in value for s in _string_leaves(item)]
-    return []
 
 
 def _ms_since(started: float) -> float:
@@ -496,31 +406,6 @@ def _parse(value: object) -> object:
     return value
 
 
-def pretty_customer(value: str) -> str:
-    """The rendered ``customer`` as it is shown and stored: JSON text indented by 2.
-
-    Text that :func:`~billbee_provider.customers.json_text.loads_strict` reads as an
-    object or array is written again with ``indent=2`` and ``ensure_ascii=False``: the
-    same values (the task sends what it would have sent from the original text), key
-    order kept, umlauts as they are. A number is written as Python reads it (``1.50``
-    becomes ``1.5``, ``1e2`` becomes ``100.0``; the value is the same). Anything else is
-    returned unchanged: text that is not JSON (``execute`` reports it), a JSON
-    scalar, a number too large for a float (it would become ``Infinity``, which is not
-    JSON) and a lone surrogate escape (``\\ud800``, which UTF-8 cannot store).
-    """
-    from billbee_provider.customers.json_text import JsonTextError, loads_strict
-
-    try:
-        parsed = loads_strict(value)
-        if not isinstance(parsed, dict | list):
-            return value
-        pretty = json.dumps(parsed, indent=2, ensure_ascii=False, allow_nan=False)
-        pretty.encode("utf-8")
-    except (JsonTextError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
-        return value
-    return pretty
-
-
 def as_bool(value: object, name: str) -> bool:
     """Read a bool that may arrive as rendered template text (see :func:`parse_flag`).
 
@@ -533,15 +418,3 @@ def as_bool(value: object, name: str) -> bool:
         return parse_flag(value)
     except ValueError as exc:
         raise AirflowFailException(f"{name} {exc}") from None
-
-
-def field_paths(body: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of the leaves of ``body`` (``Address.City``), for logs without values."""
-    paths: list[str] = []
-    for key, value in body.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            paths.extend(field_paths(value, f"{path}."))
-        else:
-            paths.append(path)
-    return paths
