@@ -15,7 +15,7 @@ export AIRFLOW_CONN_BILLBEE_EXAMPLE_SHOP := {"conn_type": "sqlite", "host": "$(A
 
 SANDBOX_PORT ?= 8765
 
-.PHONY: install demo test test-ui test-quick lint typecheck pytest soak airflow sandbox audit clean
+.PHONY: install demo test test-ui test-cluster test-quick lint typecheck pytest soak airflow sandbox audit clean
 
 install: $(STAMP)
 
@@ -49,13 +49,22 @@ typecheck: $(STAMP)
 # Two processes (this machine and CI have 2 cores); a file's tests stay on one of them.
 # The browser tests run on their own afterwards (test-ui): they start Airflow and chromium.
 pytest: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/ui
+	$(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/ui --ignore=tests/cluster
 
 ## test-ui: the Airflow UI in a real browser (tests/ui: Airflow's four parts + headless chromium,
 ## one process, ~3-4 minutes); skipped with the reason without /usr/bin/chromium, unless
 ## BILLBEE_UI_TESTS=required (CI), which makes that a failure. Screenshots: tests/ui/artifacts/
 test-ui: $(STAMP)
 	$(BIN)/pytest -q -rs tests/ui
+
+## test-cluster: the provider on a CeleryExecutor deployment (tests/cluster, docs/cluster.md):
+## PostgreSQL, Redis, moto S3, the sandbox, Airflow and two Celery workers that share no disk;
+## installs what is missing (apt-get, .venv-cluster, .venv-cluster-moto), ~4-5 minutes
+test-cluster: $(STAMP)
+	@start=$$(date +%s); \
+	pg_bin=$$(bash tests/cluster/setup.sh) && \
+	BILLBEE_CLUSTER_TESTS=1 BILLBEE_CLUSTER_PG_BIN="$$pg_bin" $(BIN)/pytest -q -rs tests/cluster; \
+	status=$$?; echo "make test-cluster: $$(( $$(date +%s) - start )) s wall time"; exit $$status
 
 ## test-quick: the tests not marked slow (no Airflow CLI runs, fault matrix or kills), ~1-2 minutes
 test-quick: $(STAMP)
