@@ -11,7 +11,11 @@ Locators are roles, labels and visible text. DOM facts they rely on (seen in chr
 - The connection form's extra fields (e.g. "API key") have a ``<label for>`` that does not
   match their input's id: find them through their field group (:func:`field`).
 - Task-instance tabs (Logs, Rendered Templates, ..., plugin tabs) are links named by their
-  title; Logs is the default tab of ``/dags/<dag>/runs/<run>/tasks/<task>``.
+  title; Logs is the default tab of ``/dags/<dag>/runs/<run>/tasks/<task>``. A plugin tab is
+  ``.../tasks/<task>/plugin/<url_route>`` and shows an iframe titled like the tab
+  (:func:`open_plugin_tab`).
+- After Trigger the UI goes to the new run's page, ``/dags/<dag>/runs/<run_id>``;
+  :func:`submit_trigger` returns the run id from the API's answer.
 - Toasts are ``role=status`` with a title and a description line.
 """
 
@@ -22,7 +26,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from playwright.sync_api import Locator, Page, Response, expect
+from playwright.sync_api import FrameLocator, Locator, Page, Response, expect
 
 #: The titles of the connections list's test toasts (admin.json of the UI: connections.test*).
 TEST_OK_TITLE = "Test Connection Successful"
@@ -223,6 +227,18 @@ def open_task_instance(
 def open_tab(page: Page, name: str) -> None:
     """Click a tab of the task-instance page (Logs, Rendered Templates, a plugin's tab...)."""
     page.get_by_role("link", name=name, exact=True).click()
+
+
+def open_plugin_tab(page: Page, name: str) -> FrameLocator:
+    """Click a plugin's tab (an external view, e.g. "Billbee request"); return its iframe.
+
+    The tab's content is a same-origin ``<iframe title="<name>">`` of the view's ``href``
+    (``{DAG_ID}``, ``{RUN_ID}`` (URL-encoded), ``{TASK_ID}`` filled in; ``{MAP_INDEX}`` stays
+    literal on a task that is not mapped); it is signed in by the UI's ``_token`` cookie.
+    """
+    open_tab(page, name)
+    expect(page.locator(f"iframe[title={json.dumps(name)}]")).to_be_attached()
+    return page.frame_locator(f"iframe[title={json.dumps(name)}]")
 
 
 def expect_log_lines(page: Page, *texts: str, timeout: float = 30_000) -> None:
