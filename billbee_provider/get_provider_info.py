@@ -47,7 +47,8 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "config": {
             "billbee": {
-                "description": 'Settings of the Billbee provider\'s "Billbee request" panel.',
+                "description": 'Settings of the Billbee provider: its "Billbee request" panel, and where '
+                "bulk imports keep their files.",
                 "options": {
                     "allow_test_requests": {
                         "description": "Allow the panel's Test request button to send a task's body to "
@@ -58,6 +59,21 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "boolean",
                         "example": "True",
                         "default": "False",
+                    },
+                    "import_storage": {
+                        "description": "Where bulk-import runs keep their files (source snapshot, staging, "
+                        "rejects, ledger, results, summary): each run uses "
+                        "<import_storage>/<dag_id>/<run_id> unless its output_dir param is given. "
+                        "A local path, a file:// URL, or an "
+                        "object-storage URL with its Airflow connection (s3://aws_conn@bucket/prefix, "
+                        "gs://gcp_conn@bucket/prefix). Empty: a folder under AIRFLOW_HOME/billbee-imports, "
+                        "which only works when every task runs on one machine; under executors that can "
+                        "run tasks on different machines (Celery, Kubernetes, ...) the import then refuses "
+                        "to start. A local path here must be a folder every worker shares.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://aws_default@my-bucket/billbee-imports",
+                        "default": "",
                     },
                 },
             }

@@ -2,6 +2,11 @@
 
 Examples run when triggered (no schedule, no catch-up); an import DAG also runs one
 run at a time, since two runs of one account would compete for the same rate limit.
+
+The import DAGs' ``create`` task retries (3 times, 30 s, 60 s, 120 s apart): it gets
+:data:`~billbee_provider.operators.import_group.CREATE_RETRY_ARGS` from
+``customer_import_group()``. Retries are safe there because of the ledger; the other
+tasks do not retry (what fails them is a file or a setting a retry cannot fix).
 """
 
 from __future__ import annotations

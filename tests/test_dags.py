@@ -42,6 +42,35 @@ def test_import_dags_share_the_xcom_wired_validate_create_report_group() -> None
         assert all(dag.params.get_param(name).schema.get("title") for name in names)
 
 
+@pytest.mark.airflow
+def test_only_create_retries_with_a_delay_and_fail_exceptions_are_not_retried() -> None:
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from billbee_provider.operators.create import BillbeeCreateCustomersOperator
+
+    bag = DagBag(dag_folder=str(DAGS))
+    for dag_id in ("billbee_import_customers", "billbee_sync_customers_sql"):
+        dag = bag.dags[dag_id]
+        create = dag.get_task("create")
+        assert create.retries == 3 and create.retry_delay == timedelta(seconds=30)
+        assert create.retry_exponential_backoff == 2.0 and create.max_retry_delay == timedelta(minutes=5)
+        assert create.pool == "billbee_api"
+        assert {t.task_id: t.retries for t in dag.tasks if t.task_id != "create"} == dict.fromkeys(
+            [t.task_id for t in dag.tasks if t.task_id != "create"], 0
+        )
+    # What a retry cannot fix is raised as AirflowFailException, which Airflow never retries.
+    assert issubclass(AirflowFailException, AirflowException)
+    source = (REPO / "billbee_provider" / "operators" / "create.py").read_text(encoding="utf-8")
+    assert (
+        "except (ExistingCustomersError, BillbeeAuthError, BillbeeConfigError, ValueError) as exc:" in source
+    )
+    assert "raise AirflowFailException(str(exc)) from None" in source
+    assert BillbeeCreateCustomersOperator(task_id="c", staging="s").retries == 0  # only the group sets them
+
+
 def test_example_customer_is_valid() -> None:
     from billbee_provider.customers.schema import get_validator
 

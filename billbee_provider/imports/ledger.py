@@ -34,16 +34,23 @@ A record belongs to one row of one input
     flight when the provider was upgraded stays exactly-once. ``input`` is recorded for
     people and for the run's log (:attr:`LedgerState.inputs`); matching does not use it.
 
-Durability: records are appended with :class:`~billbee_provider.imports.storage.Appender`:
-a local file is kept open in append mode and every record is flushed and ``fsync``-ed
-before :meth:`Ledger.record` returns, so a SIGKILL (or a power cut) loses at most the
-record being written. That record can be torn (half a line); :meth:`Ledger.load` skips
-unreadable lines, and the next append starts on a fresh line. Object-store locations (an
-fsspec URL such as ``s3://...``, or anything with ``.open(mode)`` such as Airflow's
-``ObjectStoragePath``) are appended to with ``open("ab")`` per record, durable when the
-object is closed; a store that cannot append gets the whole ledger rewritten per record
-(correct, but slow for very large imports: prefer a local or append-capable location
-there).
+Durability, two backends behind one interface (:class:`Ledger` picks by location):
+
+* **A local file** (a path, ``file://``, a local ``ObjectStoragePath``) is appended to
+  with :class:`~billbee_provider.imports.storage.Appender`: kept open in append mode,
+  every record flushed and ``fsync``-ed before :meth:`Ledger.record` returns, so a
+  SIGKILL (or a power cut) loses at most the record being written. That record can be
+  torn (half a line); :meth:`Ledger.load` skips unreadable lines, and the next append
+  starts on a fresh line.
+* **Object storage** (an fsspec URL such as ``s3://...``, or an ``ObjectStoragePath``
+  with its connection) cannot append. Every record is one small object under
+  ``<ledger>.d/`` (:mod:`~billbee_provider.imports.object_ledger`), written by one PUT
+  that has completed when :meth:`Ledger.record` returns: the cost per record does not
+  grow with the ledger, and a second writer cannot overwrite the first one's records.
+  :meth:`Ledger.load` lists the folder and reads each record once (after a ledger left
+  as one object at the location itself by an older version).
+* An object with ``.open(mode)`` but no file system behind it gets ``open("ab")`` per
+  record, or its whole content rewritten per record if it cannot append (correct, slow).
 
 Locations are :data:`billbee_provider.imports.storage.Location` values, as for every file
 of the import. This module does not import Airflow.
@@ -60,6 +67,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
 from billbee_provider.api.envelope import json_int
+from billbee_provider.imports.object_ledger import ObjectRecords, file_system_of
 from billbee_provider.imports.storage import (
     Appender,
     Location,
@@ -210,13 +218,17 @@ class LedgerState(Mapping[int, LedgerEntry]):
 class Ledger:
     """The per-row outcome log of one import; thread-safe.
 
-    :param location: where the ledger lives: a local path, or an object with
-        ``.open(mode)`` (e.g. an ``ObjectStoragePath``). Created on the first record.
+    :param location: where the ledger lives: a local path or ``file://`` URL (one JSONL
+        file, fsync'ed per record), or an object-store URL or ``ObjectStoragePath`` (one
+        object per record under ``<location>.d/``). Created on the first record.
     """
 
     def __init__(self, location: Location) -> None:
         self.location = location
         self._lock = threading.Lock()
+        remote = file_system_of(location)
+        #: The object-storage backend, or ``None`` for a file (local, or a plain openable).
+        self._objects = ObjectRecords(*remote) if remote is not None else None
         self._appender = Appender(location)
         #: Whether the first record of this process has checked for a torn last line.
         self._checked_tail = False
@@ -230,21 +242,31 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def backend(self) -> str:
+        """``"objects"`` (one object per record) or ``"file"`` (one appended file)."""
+        return "objects" if self._objects is not None else "file"
+
     def close(self) -> None:
         """Close the local file handle, if one is open. Idempotent."""
         with self._lock:
             self._appender.close()
 
+    def _lines(self) -> list[bytes]:
+        if self._objects is not None:
+            return self._objects.read()
+        return read_bytes(self.location).split(b"\n")
+
     def load(self) -> LedgerState:
         """The ledger's entries (see :class:`LedgerState`); empty when there is none.
 
-        Unreadable lines (a torn last line from a kill, which later appends push into
+        Unreadable records (a torn last line from a kill, which later appends push into
         the middle) are skipped: the record being written when the process died
         carries no outcome that the previous record of its row does not cover safely.
         """
         state = LedgerState()
         skipped: list[int] = []
-        for number, line in enumerate(read_bytes(self.location).split(b"\n"), start=1):
+        for number, line in enumerate(self._lines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -254,8 +276,8 @@ class Ledger:
                 continue
             state.add(number, entry)
         if skipped:
-            # Line numbers only: a torn line may hold an e-mail.
-            logger.warning("ledger: skipped %d unreadable line(s): %s", len(skipped), skipped[:20])
+            # Record numbers only: a torn line may hold an e-mail.
+            logger.warning("ledger: skipped %d unreadable record(s): %s", len(skipped), skipped[:20])
         return state
 
     def record(
@@ -280,6 +302,10 @@ class Ledger:
             raise ValueError(f"unknown ledger event {event!r}")
         entry = LedgerEntry(row, key, event, _now(), billbee_id, error_code, message, digest, input_id)
         data = (entry.to_json() + "\n").encode("utf-8")
+        if self._objects is not None:
+            # One PUT per record, outside the lock: requests of other threads are not held up.
+            self._objects.append(data)
+            return entry
         with self._lock:
             if not self._checked_tail:
                 # A torn last line (a kill mid-write) must not swallow this record.

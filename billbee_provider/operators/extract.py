@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from billbee_provider.operators.run_files import (
     output_location,
     push_run_files,
+    require_shared_storage,
     run_files,
     to_location,
     with_outputs,
@@ -51,7 +52,9 @@ class BillbeeExtractCustomersOperator(BaseOperator):
     """Copy a CSV or JSONL source into the run's output directory (streaming).
 
     :param source: path or URL of the file (templated).
-    :param output_dir: the run's output directory (templated; default under AIRFLOW_HOME).
+    :param output_dir: the run's output directory (templated); default: ``[billbee] import_storage``
+        ``/<dag_id>/<run_id>``, or a folder under AIRFLOW_HOME (refused under executors that
+        can run tasks on different machines).
     :param source_format: ``csv`` or ``jsonl``; default from the extension.
 
     Returns (XCom) ``{"path", "format", "bytes"}``; pushes the run's file locations as the
@@ -71,12 +74,15 @@ class BillbeeExtractCustomersOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Snapshot the source.
 
-        :raises AirflowFailException: for what a retry cannot fix: a web address (refused
-            by :func:`~.run_files.to_location` before any request), a source that is the
-            snapshot file itself, a missing source or a directory.
+        :raises AirflowFailException: for what a retry cannot fix: the default run folder
+            under an executor that can run tasks on different machines
+            (:func:`~.run_files.require_shared_storage`, before anything is read), a web
+            address (refused by :func:`~.run_files.to_location` before any request), a
+            source that is the snapshot file itself, a missing source or a directory.
         """
         from billbee_provider.imports.storage import describe_location, open_read, replace
 
+        require_shared_storage(self.output_dir, self.log)
         out = output_location(self.output_dir, context)
         push_run_files(context, run_files(out))
         fmt = source_format(self.source, self.source_format)
@@ -188,10 +194,16 @@ class BillbeeExtractCustomersSqlOperator(BaseOperator):
         self.output_dir = output_dir
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Run the query and write one JSON object per row."""
+        """Run the query and write one JSON object per row.
+
+        :raises AirflowFailException: for the default run folder under an executor that can
+            run tasks on different machines (:func:`~.run_files.require_shared_storage`),
+            before the query runs.
+        """
         from billbee_provider.imports.extract_sql import write_jsonl
         from billbee_provider.imports.storage import replace
 
+        require_shared_storage(self.output_dir, self.log)
         folder = output_location(self.output_dir, context)
         push_run_files(context, run_files(folder))
         hook = db_hook(self.conn_id)

@@ -18,7 +18,8 @@ descriptions a shop owner can follow.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from billbee_provider.operators.create import BillbeeCreateCustomersOperator
 from billbee_provider.operators.report import BillbeeReportImportOperator
@@ -30,6 +31,19 @@ if TYPE_CHECKING:
 #: The run's output directory as the import DAGs' form gives it (empty when left blank:
 #: Jinja would render a blank, ``None``, as the text "None").
 OUTPUT_DIR_PARAM = "{{ params.output_dir or '' }}"
+
+#: The create task's retries: a try that failed (Billbee unreachable past the client's own
+#: retries, rows left ``failed``) or whose worker died is tried again, 30 s, 60 s, 120 s
+#: later. Safe because of the ledger: a retry never sends a row again whose outcome is
+#: known, and resolves rows left in doubt by a scan of the account. What a retry cannot
+#: fix (bad credentials, ``if_exists="fail"`` with existing customers, a bad file) is an
+#: ``AirflowFailException``, which Airflow does not retry.
+CREATE_RETRY_ARGS: Final[Mapping[str, Any]] = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
+}
 
 
 class CustomerImportTasks(NamedTuple):
@@ -54,6 +68,7 @@ def customer_import_group(
     dry_run: bool | str = False,
     output_dir: str | None = None,
     billbee_conn_id: str = "billbee_default",
+    create_args: Mapping[str, Any] | None = None,
 ) -> CustomerImportTasks:
     """Add validate -> create -> report for the rows of ``extracted`` to the DAG being defined.
 
@@ -70,6 +85,8 @@ def customer_import_group(
     :param dry_run: validate and decide, send nothing (templated).
     :param output_dir: the run's output directory (templated), the same for all three tasks.
     :param billbee_conn_id: the Billbee connection.
+    :param create_args: more arguments of the create task, over :data:`CREATE_RETRY_ARGS`
+        (e.g. ``{"retries": 0}``, ``{"pool": "billbee_shop2"}``).
     :return: the group and its three tasks.
     """
     from airflow.sdk import TaskGroup
@@ -94,6 +111,7 @@ def customer_import_group(
             dry_run=dry_run,
             output_dir=output_dir,
             billbee_conn_id=billbee_conn_id,
+            **{**CREATE_RETRY_ARGS, **(create_args or {})},
         )
         report = BillbeeReportImportOperator(
             task_id="report", validated=validate.output, created=create.output, output_dir=output_dir

@@ -105,25 +105,62 @@ def test_concurrent_records_never_interleave(tmp_path: Path) -> None:
     assert len(Ledger(path).load()) == 400
 
 
-def test_object_store_location_is_appended_to(tmp_path: Path) -> None:
-    location = MemoryPath(f"/{tmp_path.name}/append/ledger.jsonl")
+def test_object_store_location_gets_one_object_per_record(tmp_path: Path) -> None:
+    location = MemoryPath(f"/{tmp_path.name}/objects/ledger.jsonl")
     ledger = Ledger(location)
+    assert ledger.backend == "objects"
     ledger.record(1, "a@example.de", "sending")
     ledger.record(1, "a@example.de", "created", billbee_id=11)
     assert Ledger(location).load()[1].billbee_id == 11
-    assert location.modes.count("ab") == 2
+    assert location.modes == []  # never opened for append or rewrite
+    assert len(location.fs.ls(f"{location.path}.d")) == 2
     assert "memory://" in repr(ledger)
 
 
-def test_object_store_without_append_is_rewritten_and_torn_line_tolerated(tmp_path: Path) -> None:
-    location = MemoryPath(f"/{tmp_path.name}/rewrite/ledger.jsonl", can_append=False)
+def test_single_object_ledger_with_a_torn_line_is_read_before_the_records(tmp_path: Path) -> None:
+    location = MemoryPath(f"/{tmp_path.name}/legacy/ledger.jsonl")
     location.fs.pipe(location.path, b'{"row":1,"key":null,"event":"sending","at":"x"}\n{"row":1,"ev')
     ledger = Ledger(location)
     ledger.record(1, None, "in_doubt")
     ledger.record(2, None, "sending")
     state = Ledger(location).load()
     assert state[1].event == "in_doubt" and state[2].event == "sending"
-    assert location.fs.cat(location.path).count(b"\n") == 4
+    assert location.fs.cat(location.path).count(b"\n") == 1  # the old object is left as it was
+
+
+class PlainOpenable:
+    """An openable without a file system behind it (no ``.fs``): the append fallback."""
+
+    def __init__(self, inner: MemoryPath) -> None:
+        self.inner = inner
+
+    def open(self, mode: str) -> Any:
+        return self.inner.open(mode)
+
+    def __str__(self) -> str:
+        return str(self.inner)
+
+
+def test_openable_without_file_system_is_appended_to(tmp_path: Path) -> None:
+    location = PlainOpenable(MemoryPath(f"/{tmp_path.name}/append/ledger.jsonl"))
+    ledger = Ledger(location)
+    assert ledger.backend == "file"
+    ledger.record(1, "a@example.de", "sending")
+    ledger.record(1, "a@example.de", "created", billbee_id=11)
+    assert Ledger(location).load()[1].billbee_id == 11
+    assert location.inner.modes.count("ab") == 2
+
+
+def test_openable_without_append_is_rewritten_and_torn_line_tolerated(tmp_path: Path) -> None:
+    inner = MemoryPath(f"/{tmp_path.name}/rewrite/ledger.jsonl", can_append=False)
+    location = PlainOpenable(inner)
+    inner.fs.pipe(inner.path, b'{"row":1,"key":null,"event":"sending","at":"x"}\n{"row":1,"ev')
+    ledger = Ledger(location)
+    ledger.record(1, None, "in_doubt")
+    ledger.record(2, None, "sending")
+    state = Ledger(location).load()
+    assert state[1].event == "in_doubt" and state[2].event == "sending"
+    assert inner.fs.cat(inner.path).count(b"\n") == 4
 
 
 def test_local_path_of_file_object_paths() -> None:
