@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	# The editable build leaves an egg-info here; with the repo on sys.path (python -c, pytest)
+	# Airflow would find the provider's plugin entry point twice.
+	rm -rf airflow_provider_billbee.egg-info
 	touch $(STAMP)
 
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)
@@ -77,11 +80,12 @@ soak: $(STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -m hypothesis
 
 ## airflow: airflow standalone (UI on http://localhost:8080) with this provider and dags/
-# standalone starts its components as bare `airflow`: the venv's bin must be on PATH.
+# standalone starts its components as bare `airflow`: the venv's bin must be on PATH. The
+# Billbee tab's Test request is allowed here: this UI is for trying things with the sandbox.
 airflow: $(AIRFLOW_HOME)/airflow.db
 	@echo "Airflow UI: http://localhost:8080 (user admin; the password is printed below and kept in"
 	@echo "$(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
+	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__BILLBEE__ALLOW_TEST_REQUESTS=True $(BIN)/airflow standalone
 
 ## sandbox: the local Billbee API emulator on port $(SANDBOX_PORT)
 sandbox: $(STAMP)

@@ -261,6 +261,7 @@ def overview(session: Session, ref: TaskRef, user: BaseUser) -> dict[str, Any]:
             "operator": task.operator,
             "state": str(ti.state) if ti.state else None,
             "try_number": ti.try_number,
+            "run_state": _run_state(ti),
         },
         "kind": task.kind,
     }
@@ -283,6 +284,13 @@ def overview(session: Session, ref: TaskRef, user: BaseUser) -> dict[str, Any]:
     else:
         data["import"] = import_overview(session, ref)
     return data
+
+
+def _run_state(task_instance: Any) -> str | None:
+    """The state of the task instance's DAG run (an import's summary comes at its end)."""
+    run = getattr(task_instance, "dag_run", None)
+    state = getattr(run, "state", None)
+    return str(state) if state else None
 
 
 def _response(session: Session, ref: TaskRef) -> Any:

@@ -156,7 +156,7 @@ function describeAnswer(answer) {
     if (answer.message) parts.push(el("pre", { class: "message" }, answer.message));
   }
   if (answer.problems && answer.problems.length) parts.push(...problemList(answer.problems));
-  if (answer.elapsed_ms != null) parts.push(el("p", { class: "muted" }, `${answer.elapsed_ms} ms`));
+  if (answer.elapsed_ms != null && answer.status != null) parts.push(el("p", { class: "muted" }, `Billbee answered in ${Number(answer.elapsed_ms).toFixed(1)} ms (HTTP ${answer.status}).`));
   return [el("div", { id: "run-answer" }, parts)];
 }
 
@@ -345,7 +345,14 @@ function summarySection(imp) {
   );
 }
 
+// Built once and kept across refreshes: the page shown and the table stay while the tab polls.
+let rejects = null;
+
 function rejectsSection() {
+  if (rejects) {
+    rejects.load();
+    return rejects.node;
+  }
   const holder = el("div", { id: "rejects" }, el("p", { class: "muted" }, "Loading rejects…"));
   let offset = 0;
   async function load() {
@@ -366,8 +373,9 @@ function rejectsSection() {
       holder.replaceChildren(status("bad", `Rejects cannot be shown: ${err.message}`));
     }
   }
+  rejects = { node: section("Rejected rows", "rejects-section", holder), load };
   load();
-  return section("Rejected rows", "rejects-section", holder);
+  return rejects.node;
 }
 
 function filesSection(imp) {
@@ -404,7 +412,9 @@ async function refresh() {
   }
   root.replaceChildren(...(data.kind === "customer" ? renderCustomer(data) : renderImport(data)).filter(Boolean));
   clearTimeout(pollTimer);
-  if (ACTIVE_STATES.includes(data.task.state || "")) pollTimer = setTimeout(refresh, POLL_MS);
+  // An import's summary and rejects come when its run ends (report), after the create task.
+  const runActive = data.kind === "import" && ["running", "queued"].includes(data.task.run_state || "");
+  if (ACTIVE_STATES.includes(data.task.state || "") || runActive) pollTimer = setTimeout(refresh, POLL_MS);
 }
 
 refresh();
