@@ -37,6 +37,11 @@ if [[ ! -f .venv-cluster/.installed || pyproject.toml -nt .venv-cluster/.install
     .venv-cluster/bin/pip install --quiet --upgrade pip >&2
     .venv-cluster/bin/pip install --quiet -c constraints.txt \
         'apache-airflow[postgres,celery]' -e '.[sandbox,s3]' >&2
+    # Stopgap while the [s3] extra does not resolve under constraints.txt: S3 without the lock.
+    if ! .venv-cluster/bin/python -c 'import s3fs, airflow.providers.amazon' 2>/dev/null; then
+        echo "test-cluster: WARNING: the [s3] extra gave no s3fs; installing it outside constraints.txt" >&2
+        .venv-cluster/bin/pip install --quiet 'apache-airflow-providers-amazon[s3fs]' >&2
+    fi
     touch .venv-cluster/.installed
 fi
 if [[ ! -x .venv-cluster-moto/bin/moto_server ]]; then

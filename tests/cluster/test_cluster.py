@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(420)]
 SAMPLE = REPO / "dags" / "data" / "customers_sample.csv"
 IMPORT_DAG = "billbee_import_customers"
 MAPPED_DAG = "cluster_mapped_creates"
+SECOND_IMPORT_DAG = "cluster_second_import"
 MAPPED_COUNT = 50
 
 
@@ -127,6 +128,42 @@ def test_local_default_storage_is_refused_at_the_start_of_extract(
     assert "import_storage" in log, log[-3000:]
     assert "FileNotFoundError" not in log
     assert sandbox.journal(method="POST") == []
+
+
+def test_two_imports_of_one_account_on_two_workers_run_their_creates_one_after_the_other(
+    cluster: Cluster, sandbox: Sandbox, request: pytest.FixtureRequest
+) -> None:
+    cluster.wait_dags(IMPORT_DAG, SECOND_IMPORT_DAG)
+    first_conf, second_conf = s3_import(cluster, "pool-a"), s3_import(cluster, "pool-b")
+    started = time.monotonic()
+    runs = {
+        IMPORT_DAG: cluster.trigger(IMPORT_DAG, first_conf),
+        SECOND_IMPORT_DAG: cluster.trigger(SECOND_IMPORT_DAG, second_conf),
+    }
+    for dag_id, run_id in runs.items():
+        record(request, dag_id, run_id)
+    finished = {dag_id: cluster.wait_run(dag_id, run_id) for dag_id, run_id in runs.items()}
+    creates = {
+        dag_id: next(ti for ti in cluster.task_instances(dag_id, run_id) if ti["task_id"] == "create")
+        for dag_id, run_id in runs.items()
+    }
+    counts = tally(sandbox, valid_sample_emails())
+    first, second = sorted(creates.values(), key=lambda ti: ti["start_date"])
+    RESULTS.append(
+        {
+            "scenario": "4 two imports of one account",
+            **counts,
+            "throttled": sandbox.stats()["throttled"],
+            "seconds": time.monotonic() - started,
+            "workers": " then ".join(f"{ti['dag_id']}.create@{ti['hostname']}" for ti in (first, second)),
+            "note": "pool billbee_api, 1 slot: serialised",
+        }
+    )
+    assert {run["state"] for run in finished.values()} == {"success"}, finished
+    # The pool's one slot: the second create started after the first had ended.
+    assert datetime.fromisoformat(second["start_date"]) >= datetime.fromisoformat(first["end_date"]), creates
+    assert counts["duplicated"] == 0 and counts["lost"] == 0 and not counts["unexpected"], counts
+    assert counts["created"] == 30
 
 
 def test_mapped_single_creates_spread_over_both_workers_create_each_customer_once(
