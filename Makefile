@@ -62,7 +62,7 @@ test-ui: $(STAMP)
 
 ## test-cluster: the provider on a CeleryExecutor deployment (tests/cluster, docs/cluster.md):
 ## PostgreSQL, Redis, moto S3, the sandbox, Airflow and two Celery workers that share no disk;
-## installs what is missing (apt-get, .venv-cluster, .venv-cluster-moto), ~4-5 minutes
+## installs what is missing (apt-get, .venv-cluster), ~4 minutes
 test-cluster: $(STAMP)
 	@start=$$(date +%s); \
 	pg_bin=$$(bash tests/cluster/setup.sh) && \

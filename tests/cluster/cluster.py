@@ -5,7 +5,7 @@ installs them):
 
 * PostgreSQL 15 (``initdb`` refuses root, so it runs as a system user made with ``useradd``);
 * ``redis-server`` as the Celery broker;
-* ``moto_server`` as S3 (from ``.venv-cluster-moto``);
+* ``moto_server`` as S3 (from ``.venv``, the ``[test]`` extra);
 * the Billbee sandbox at Billbee's real limits (2 requests/s per endpoint);
 * Airflow's api-server, scheduler and dag-processor with the CeleryExecutor;
 * two Celery workers, each in a mount and UTS namespace of its own (``unshare -m -u``): both
@@ -37,7 +37,8 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_VENV = REPO / ".venv-cluster"
-MOTO_VENV = REPO / ".venv-cluster-moto"
+#: moto's S3 server, from the dev venv (the [test] extra).
+MOTO_SERVER = REPO / ".venv" / "bin" / "moto_server"
 #: The system user PostgreSQL runs as (initdb refuses root).
 PG_USER = "billbee-cluster-pg"
 #: The AWS connection of the moto S3 server, and the bucket of the tests.
@@ -225,7 +226,7 @@ class Cluster:
             )
             self._spawn(
                 "moto",
-                [str(MOTO_VENV / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(self.ports["moto"])],
+                [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.ports["moto"])],
             )
             self._spawn(
                 "sandbox",

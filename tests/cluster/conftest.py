@@ -32,12 +32,6 @@ _CLUSTER: list[Cluster] = []
 _STARTED = time.monotonic()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "cluster: runs on the CeleryExecutor cluster of tests/cluster; `make test-cluster`"
-    )
-
-
 def pg_bin() -> Path:
     """PostgreSQL's bin folder: ``BILLBEE_CLUSTER_PG_BIN`` (setup.sh), where ``initdb`` on PATH
     really is, or Debian's versioned folder."""

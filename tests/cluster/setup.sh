@@ -4,8 +4,7 @@
 #   - Debian's redis-server and PostgreSQL (initdb/pg_ctl/postgres), via apt-get;
 #   - .venv-cluster: Airflow with its celery and postgres extras and this provider with
 #     its s3 extra, all under constraints.txt (the tested set; the dev venv stays as locked);
-#   - .venv-cluster-moto: moto's S3 server, in a venv of its own so that its boto/werkzeug
-#     versions never touch the cluster's.
+#   - moto's S3 server comes from .venv (the [test] extra), which make builds first.
 # Prints the PostgreSQL bin folder on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,21 +32,10 @@ fi
 if [[ ! -f .venv-cluster/.installed || pyproject.toml -nt .venv-cluster/.installed ||
       constraints.txt -nt .venv-cluster/.installed ]]; then
     echo "test-cluster: building .venv-cluster" >&2
-    "$PYTHON" -m venv .venv-cluster
+    "$PYTHON" -m venv --clear .venv-cluster
     .venv-cluster/bin/pip install --quiet --upgrade pip >&2
     .venv-cluster/bin/pip install --quiet -c constraints.txt \
         'apache-airflow[postgres,celery]' -e '.[sandbox,s3]' >&2
-    # Stopgap while the [s3] extra does not resolve under constraints.txt: S3 without the lock.
-    if ! .venv-cluster/bin/python -c 'import s3fs, airflow.providers.amazon' 2>/dev/null; then
-        echo "test-cluster: WARNING: the [s3] extra gave no s3fs; installing it outside constraints.txt" >&2
-        .venv-cluster/bin/pip install --quiet 'apache-airflow-providers-amazon[s3fs]' >&2
-    fi
     touch .venv-cluster/.installed
-fi
-if [[ ! -x .venv-cluster-moto/bin/moto_server ]]; then
-    echo "test-cluster: building .venv-cluster-moto" >&2
-    "$PYTHON" -m venv .venv-cluster-moto
-    .venv-cluster-moto/bin/pip install --quiet --upgrade pip >&2
-    .venv-cluster-moto/bin/pip install --quiet 'moto[server]' >&2
 fi
 pg_bin
