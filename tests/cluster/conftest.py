@@ -84,6 +84,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(("cluster: component logs", running.diagnostics()))
         for dag_id, run_id in getattr(item, "cluster_runs", []):
             for ti in _safe(lambda d=dag_id, r=run_id: running.task_instances(d, r)) or []:
+                if not ti["hostname"]:  # never ran: no log
+                    continue
                 text = running.task_log(dag_id, run_id, ti["task_id"], max(ti["try_number"], 1))
                 tail = "\n".join(text.splitlines()[-30:])
                 report.sections.append(
