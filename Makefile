@@ -15,7 +15,7 @@ export AIRFLOW_CONN_BILLBEE_EXAMPLE_SHOP := {"conn_type": "sqlite", "host": "$(A
 
 SANDBOX_PORT ?= 8765
 
-.PHONY: install demo test test-ui test-cluster test-quick lint typecheck pytest soak airflow sandbox audit clean
+.PHONY: install demo test test-ui test-cluster test-quick lint typecheck pytest soak bench airflow sandbox audit clean
 
 install: $(STAMP)
 
@@ -78,6 +78,13 @@ test-quick: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m tests.reliability.soak
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -m hypothesis
+
+## bench: the benchmarks of docs/performance.md (not part of make test; < 20 minutes): tables on
+## stdout, one JSON line each appended to tests/benchmarks/results.jsonl
+bench: $(STAMP)
+	@start=$$(date +%s); \
+	$(BIN)/python -m tests.benchmarks.run; \
+	status=$$?; echo "make bench: $$(( $$(date +%s) - start )) s wall time"; exit $$status
 
 ## airflow: airflow standalone (UI on http://localhost:8080) with this provider and dags/
 # standalone starts its components as bare `airflow`: the venv's bin must be on PATH. The
