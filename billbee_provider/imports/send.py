@@ -23,6 +23,7 @@ This module does not import Airflow.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -118,9 +119,7 @@ class Run:
                     # Until its answer the row is in doubt; this also fixes its place in
                     # the results, which follow the file's order, not the answers' order.
                     if staged.row not in self.outcomes:
-                        self.outcomes[staged.row] = RowOutcome(
-                            staged.row, staged.key, "in_doubt", digest=staged.digest
-                        )
+                        self.outcomes[staged.row] = RowOutcome(staged.row, staged.key, "in_doubt")
                         self._unanswered.add(staged.row)
                     pending.add(pool.submit(self.send, staged))
                 while pending:
@@ -153,7 +152,9 @@ class Run:
         if before is not None and outcome.row not in self._unanswered:
             self.counts[before.status] -= 1
         self._unanswered.discard(outcome.row)
-        self.outcomes[outcome.row] = outcome
+        # The digest went to the ledger above (or with the answer, in send()); nothing reads
+        # it from here, and as a 64-character string it was a third of a row's memory.
+        self.outcomes[outcome.row] = dataclasses.replace(outcome, digest=None) if outcome.digest else outcome
         self.counts[outcome.status] += 1
         if outcome.status == "ambiguous":
             _log_outcome(self.log, outcome)

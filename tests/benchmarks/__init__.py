@@ -1,1 +1,4 @@
-"""Benchmarks run by hand or by ``make bench``; not collected by pytest (no ``test_`` files)."""
+"""Benchmarks (``make bench``, docs/performance.md).
+
+``test_bench_smoke.py`` runs every one of them at tiny sizes in ``make test``.
+"""

@@ -1,0 +1,111 @@
+"""Benchmark 6: what knowing the account's e-mails costs (``scan_account``).
+
+The sandbox's database is filled with N existing customers directly in SQLite (records
+cloned from one customer the sandbox created through its API, with their own Id, Number
+and e-mail), then one scan runs with throttling off; the seconds at Billbee's real limit
+(2 requests/s on ``GET /api/v1/customers``) are computed from the call count. Memory is
+the peak of Python allocations during the scan (tracemalloc) and the RSS growth of this
+process.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.common import body, report, sandbox, target
+
+
+def fill(db: Path, template: dict[str, Any], customers: int) -> None:
+    def records() -> Any:
+        for n in range(customers):
+            record = json.loads(json.dumps(template))
+            record["Id"] = template["Id"] + 1000 + n
+            record["Number"] = 1000 + n
+            record["Name"] = f"Bestand {n}"
+            record["Email"] = f"bestand{n}@example.de"
+            for meta in record.get("MetaData") or []:
+                if meta.get("TypeId") == 1:
+                    meta["Value"] = record["Email"]
+            if isinstance(record.get("DefaultMailAddress"), dict):
+                record["DefaultMailAddress"]["Value"] = record["Email"]
+            yield record["Id"], record["Number"], json.dumps(record), "2026-01-01T00:00:00Z"
+
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO customers (id, number, record, raw_body, created_at) VALUES (?, ?, ?, NULL, ?)",
+            records(),
+        )
+
+
+def bench_dupcheck(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
+    from billbee_provider.api.client import BillbeeClient
+    from billbee_provider.imports.account import scan_account
+
+    customers = 1_000 if smoke else 100_000
+    db = tmp / "dupcheck.sqlite"
+    with sandbox(db, endpoint_limit=100_000, user_limit=100_000, key_limit=100_000) as server:
+        server.reset(0.0)
+        with BillbeeClient(server.client_config()) as client:
+            template = client.create_customer(body(0))
+            fill(db, template, customers - 1)
+            before = len(server.admin("GET", "/requests", params={"limit": 100_000}))
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            tracemalloc.start()
+            start = time.perf_counter()
+            index = scan_account(client)
+            seconds = time.perf_counter() - start
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+            calls = len(server.admin("GET", "/requests", params={"since": before, "limit": 100_000}))
+    assert index.customers == customers, index.customers
+    at_limit = calls / 2
+    per_call = customers / calls
+    table = [
+        [
+            customers,
+            calls,
+            round(per_call),
+            round(seconds, 1),
+            round(at_limit, 1),
+            round(peak / 2**20, 1),
+            round(rss_growth, 1),
+        ]
+    ]
+    return report(
+        "6-duplicate-check",
+        "6. Duplicate check: one scan of the account",
+        [
+            "existing customers",
+            "calls",
+            "customers per call",
+            "seconds (throttling off)",
+            "seconds at 2 calls/s (computed)",
+            "peak Python MB (tracemalloc)",
+            "max RSS growth MB",
+        ],
+        table,
+        [
+            target("<= 1 call per 250 existing customers", f"1 per {per_call:.0f}", per_call >= 249),
+            target("< 50 MB", f"{peak / 2**20:.1f} MB", peak / 2**20 < 50),
+        ],
+        {"customers": customers},
+        smoke,
+        notes=[
+            "Each customer record is the sandbox's answer to a create with an address, Tel1 and "
+            "e-mail (MetaData, Default*Address); tracemalloc slows the scan itself."
+        ],
+    )
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory(prefix="billbee-bench-") as tmpdir:
+        bench_dupcheck(Path(tmpdir), smoke="--smoke" in sys.argv)
