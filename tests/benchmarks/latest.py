@@ -12,15 +12,15 @@ from tests.benchmarks.common import RESULTS
 
 
 def main() -> int:
-    latest: dict[str, dict[str, object]] = {}
+    latest: dict[str, dict[str, str]] = {}
     for line in RESULTS.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        if not record["smoke"]:
-            latest[record["benchmark"]] = record
+        name = record["benchmark"]
+        if not record["smoke"] and (name not in latest or record["time"] >= latest[name]["time"]):
+            latest[name] = record
     for name in sorted(latest):
         record = latest[name]
-        machine = record["machine"]
-        assert isinstance(machine, dict)
+        machine: dict[str, str] = record["machine"]  # type: ignore[assignment]
         print(f"{record['table']}\n\n(run {record['time']} on {machine['cpu']}, {machine['cores']} cores)\n")
     return 0
 
