@@ -18,7 +18,7 @@ from fastapi import HTTPException, status
 from billbee_provider.api.config import BillbeeConfig, is_loopback
 from billbee_provider.api.errors import BillbeeConfigError, BillbeeError, shorten
 from billbee_provider.operators.customers import RESPONSE_XCOM_KEY
-from billbee_provider.operators.run_files import FILES_XCOM_KEY
+from billbee_provider.operators.run_files import FILES_XCOM_KEY, PROGRESS_FILE, RESULTS_FILE, SUMMARY_FILE
 from billbee_provider.ui import task_records
 from billbee_provider.ui.request_view import RequestView, customer_request, send_test_request
 from billbee_provider.ui.task_records import TaskRef
@@ -310,9 +310,25 @@ def sends(session: Session, ref: TaskRef) -> list[dict[str, Any]]:
 # -- imports ----------------------------------------------------------------------------
 
 
+#: The file name each run file must have to be read by the tab (a ``.csv`` for the rejects,
+#: whose name a DAG may choose). The locations come from an XCom, which a user who may edit
+#: the DAG's task instances can also write through the REST API: the API server reads only
+#: files that look like the import's own, never any file such a value names.
+_NAMES = {"progress": PROGRESS_FILE, "summary": SUMMARY_FILE, "results": RESULTS_FILE}
+
+
 def _files(session: Session, ref: TaskRef) -> dict[str, str]:
     files = task_records.xcom_value(session, ref, FILES_XCOM_KEY)
-    return {str(k): str(v) for k, v in files.items() if v} if isinstance(files, dict) else {}
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): str(v) for k, v in files.items() if isinstance(v, str) and v and _named_right(str(k), v)}
+
+
+def _named_right(kind: str, location: str) -> bool:
+    name = location.rstrip("/").rsplit("/", 1)[-1]
+    if kind in _NAMES:
+        return name == _NAMES[kind]
+    return kind != "rejects" or name.endswith(".csv")
 
 
 def _location(text: str) -> Any:
@@ -369,6 +385,7 @@ def rejects_page(session: Session, ref: TaskRef, offset: int, limit: int) -> dic
 
 def run_file(session: Session, ref: TaskRef, name: str) -> tuple[Any, str]:
     """The location and file name of the run's ``results`` or ``rejects`` file, or 404."""
+    from billbee_provider.imports.files import REJECT_COLUMNS, RESULTS_COLUMNS
     from billbee_provider.imports.storage import local_path
 
     files = _files(session, ref)
@@ -378,4 +395,21 @@ def run_file(session: Session, ref: TaskRef, name: str) -> tuple[Any, str]:
     path = local_path(location)
     if path is not None and not path.exists():
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"The {name} file is not there (yet)")
+    if not _has_header(location, RESULTS_COLUMNS if name == "results" else REJECT_COLUMNS):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"This is not the run's {name} file")
     return location, files[name].rstrip("/").rsplit("/", 1)[-1]
+
+
+def _has_header(location: Any, columns: tuple[str, ...]) -> bool:
+    """Whether the file's first line is a CSV header with all of ``columns`` (read no further)."""
+    import csv
+
+    from billbee_provider.imports.storage import open_read
+
+    try:
+        with open_read(location) as stream:
+            first = stream.readline(4096).decode("utf-8-sig")
+    except (OSError, ValueError):
+        return False
+    header = next(csv.reader([first]), [])
+    return set(columns) <= set(header)
