@@ -44,12 +44,19 @@ ACCOUNT_ERROR_CODES = frozenset(
 )
 
 
+def error_code_name(code: int | None) -> str | None:
+    """The name of ``ErrorCode`` ``code``, e.g. ``"InvalidData"``; ``None`` for no code or an unnamed one."""
+    if code is None:
+        return None
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return None
+
+
 def describe_error_code(code: int) -> str:
     """Return ``"<number> <name>"``, e.g. ``"11 InvalidData"`` or ``"23 (unnamed)"``."""
-    try:
-        return f"{code} {ErrorCode(code).name}"
-    except ValueError:
-        return f"{code} (unnamed)"
+    return f"{code} {error_code_name(code) or '(unnamed)'}"
 
 
 class BillbeeError(Exception):

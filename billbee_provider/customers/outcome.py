@@ -10,13 +10,12 @@ import Airflow.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from typing import Any
 
 from billbee_provider.api.errors import (
     BillbeeError,
     BillbeeInvalidDataError,
-    ErrorCode,
+    error_code_name,
     listed_problems,
     shorten,
 )
@@ -49,10 +48,6 @@ def billbee_response(
     :param message: the failure's text, cut to :data:`MAX_RESPONSE_MESSAGE` characters.
     :param problems: ``<path>: <reason>`` lines, listed as in task failures (first 20).
     """
-    name = None
-    if error_code is not None:
-        with suppress(ValueError):  # a code without a name
-            name = ErrorCode(error_code).name
     return {
         "outcome": outcome,
         "status": status,
@@ -60,7 +55,7 @@ def billbee_response(
         "Number": Number,
         "elapsed_ms": round(elapsed_ms, 3),
         "error_code": error_code,
-        "error_name": name,
+        "error_name": error_code_name(error_code),
         "message": None if message is None else shorten(message, MAX_RESPONSE_MESSAGE),
         "problems": listed_problems(list(problems)),
     }

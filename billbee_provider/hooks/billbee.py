@@ -80,13 +80,7 @@ class BillbeeHook(HttpHook):
         for secret in (api_key, conn.password):
             if secret:
                 _mask_secret(str(secret))
-        return BillbeeConfig.from_connection(
-            _host_with_port(conn.host, conn.port),
-            conn.login,
-            conn.password,
-            extra,
-            conn_id=self.billbee_conn_id,
-        )
+        return config_from_connection(conn, self.billbee_conn_id)
 
     @cached_property
     def client(self) -> BillbeeClient:
@@ -233,11 +227,32 @@ class BillbeeHook(HttpHook):
     def test_connection(self) -> tuple[bool, str]:
         """One cheap read-only GET; returns ``(ok, message)`` a person can act on."""
         try:
-            self.client.check_access()
+            client = self.client  # validates the connection
         except BillbeeError as exc:
             return False, explain_failure(exc)
-        cfg = self.billbee_config
-        return True, f"Connected to Billbee at {cfg.base_url} as {cfg.user}."
+        return check_connection(client)
+
+
+def config_from_connection(conn: Any, conn_id: str) -> BillbeeConfig:
+    """Validate an Airflow connection (Task SDK's or the metadata DB's) into a :class:`BillbeeConfig`.
+
+    :param conn: the connection: ``host``, ``port``, ``login``, ``password``, ``extra_dejson``.
+    :param conn_id: its id, for the messages.
+    :raises BillbeeConfigError: naming the missing or wrong field, before any request.
+    """
+    return BillbeeConfig.from_connection(
+        _host_with_port(conn.host, conn.port), conn.login, conn.password, conn.extra_dejson, conn_id=conn_id
+    )
+
+
+def check_connection(client: BillbeeClient) -> tuple[bool, str]:
+    """One cheap read-only GET through ``client``; ``(ok, message)`` a person can act on."""
+    try:
+        client.check_access()
+    except BillbeeError as exc:
+        return False, explain_failure(exc)
+    cfg = client.config
+    return True, f"Connected to Billbee at {cfg.base_url} as {cfg.user}."
 
 
 def _check_response_option(extra_options: Mapping[str, Any] | None) -> bool:

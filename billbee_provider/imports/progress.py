@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from billbee_provider.api.client import Logger
-from billbee_provider.imports.storage import Location, describe_location, read_bytes, replace
+from billbee_provider.imports.storage import Location, describe_location, read_json_object, replace
 
 #: ``state`` while the create stage runs.
 RUNNING: Final = "running"
@@ -111,21 +111,13 @@ def write_progress(location: Location, progress: Mapping[str, Any]) -> None:
 def read_progress(location: Location) -> dict[str, Any] | None:
     """The content of a progress file, or ``None`` when there is none to show.
 
-    ``None`` when the file does not exist, and when it is not a JSON object in UTF-8
-    (a garbled or half-copied file): a reader polling a running task must not fail on it.
+    See :func:`~.storage.read_json_object`: ``None`` for a missing or garbled file.
 
     :param location: the progress file.
     :return: the JSON object, or ``None``.
     :raises OSError: when the file exists but cannot be read (permissions, network).
     """
-    content = read_bytes(location)
-    if not content:
-        return None
-    try:
-        value = json.loads(content.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+    return read_json_object(location)
 
 
 class ProgressFile:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import posixpath
@@ -217,6 +218,26 @@ def read_bytes(location: Location) -> bytes:
             return handle.read()
     except FileNotFoundError:
         return b""
+
+
+def read_json_object(location: Location) -> dict[str, Any] | None:
+    """The JSON object in ``location``, or ``None`` when there is none to show.
+
+    ``None`` when the file does not exist, and when it is not a JSON object in UTF-8
+    (a garbled or half-copied file): a reader polling a running import must not fail on it.
+
+    :param location: the file.
+    :return: the JSON object, or ``None``.
+    :raises OSError: when the file exists but cannot be read (permissions, network).
+    """
+    content = read_bytes(location)
+    if not content:
+        return None
+    try:
+        value = json.loads(content.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def ends_with_newline(location: Location) -> bool:

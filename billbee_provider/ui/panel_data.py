@@ -8,6 +8,7 @@ the signed-in user may do with them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -45,17 +46,13 @@ IMPORT_OPERATORS = frozenset(
 )
 DEFAULT_CONN_ID = "billbee_default"
 
-_limiter: RateLimiter | None = None
 
-
+@functools.cache
 def _shared_limiter() -> RateLimiter:
-    """One rate limiter for every test send of this API server process (clicks are paced too)."""
-    global _limiter
-    if _limiter is None:
-        from billbee_provider.api.throttle import RateLimiter
+    """One rate limiter for every request of this API server process (clicks are paced too)."""
+    from billbee_provider.api.throttle import RateLimiter
 
-        _limiter = RateLimiter()
-    return _limiter
+    return RateLimiter()
 
 
 @dataclass
@@ -92,20 +89,16 @@ class PanelTask:
         from airflow.models.connection import Connection
         from airflow.sdk.exceptions import AirflowNotFoundException
 
-        from billbee_provider.hooks.billbee import _host_with_port
+        from billbee_provider.hooks.billbee import config_from_connection
 
+        # The metadata DB's connection: outside a task, the hook's Task SDK lookup finds
+        # only connections in environment variables.
         try:
             conn = Connection.get_connection_from_secrets(self.conn_id)
         except AirflowNotFoundException:
             return f"The connection {self.conn_id!r} does not exist (Admin > Connections)."
         try:
-            return BillbeeConfig.from_connection(
-                _host_with_port(conn.host, conn.port),
-                conn.login,
-                conn.password,
-                conn.extra_dejson,
-                conn_id=self.conn_id,
-            )
+            return config_from_connection(conn, self.conn_id)
         except BillbeeConfigError as exc:
             return str(exc)
 
@@ -136,17 +129,13 @@ class PanelTask:
     def test_connection(self) -> tuple[bool, str]:
         """One cheap read through the connection: ``(ok, message)``, the hook's own texts."""
         from billbee_provider.api.client import BillbeeClient
-        from billbee_provider.hooks.billbee import explain_failure
+        from billbee_provider.hooks.billbee import check_connection
 
         config = self.config
         if not isinstance(config, BillbeeConfig):
             return False, config
         with BillbeeClient(config, limiter=_shared_limiter()) as client:
-            try:
-                client.check_access()
-            except BillbeeError as exc:
-                return False, explain_failure(exc)
-        return True, f"Connected to Billbee at {config.base_url} as {config.user}."
+            return check_connection(client)
 
 
 def load_task(session: Session, ref: TaskRef) -> PanelTask:
@@ -337,28 +326,16 @@ def _location(text: str) -> Any:
     return to_location(text)
 
 
-def _read_json(location: Any) -> dict[str, Any] | None:
-    import json
-
-    from billbee_provider.imports.storage import read_bytes
-
-    try:
-        data = json.loads(read_bytes(location))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def import_overview(session: Session, ref: TaskRef) -> dict[str, Any]:
     """Progress, summary and the files of the import run this task belongs to."""
-    from billbee_provider.imports.progress import read_progress
+    from billbee_provider.imports.storage import read_json_object
 
     files = _files(session, ref)
     if not files:
         return {"files": {}, "progress": None, "summary": None, "note": "The task has not started yet."}
     try:
-        progress = read_progress(_location(files["progress"])) if "progress" in files else None
-        summary = _read_json(_location(files["summary"])) if "summary" in files else None
+        progress = read_json_object(_location(files["progress"])) if "progress" in files else None
+        summary = read_json_object(_location(files["summary"])) if "summary" in files else None
     except (OSError, ValueError) as exc:
         return {"files": files, "progress": None, "summary": None, "note": _unreachable(exc)}
     return {"files": files, "progress": progress, "summary": summary, "note": None}

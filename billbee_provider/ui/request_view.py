@@ -26,7 +26,7 @@ from billbee_provider.api.errors import (
     BillbeeError,
     BillbeeInDoubtError,
     BillbeeInvalidDataError,
-    ErrorCode,
+    error_code_name,
     listed_problems,
     shorten,
 )
@@ -225,21 +225,11 @@ def _refused(status: int, payload: Any, exc: BillbeeError, elapsed_ms: float) ->
         payload,
         None,
         code,
-        error_name(code),
+        error_code_name(code),
         problems,
         shorten(str(exc), _MAX_MESSAGE),
         elapsed_ms,
     )
-
-
-def error_name(code: int | None) -> str | None:
-    """The ``ErrorCode`` name of ``code`` (``None`` for no code or an unnamed one)."""
-    if code is None:
-        return None
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return None
 
 
 def _ms(started: float) -> float:
