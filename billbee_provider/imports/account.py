@@ -44,7 +44,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +75,7 @@ class AccountIndex:
         """Ids of the customers whose own e-mail is ``key``, ascending (more than one: ambiguous)."""
         return list(self.ids_by_email.get(key, ()))
 
-    def find(self, key: str, exclude: Collection[int] = (), *, own: bool = True) -> int | None:
+    def find(self, key: str, exclude: Container[int] = (), *, own: bool = True) -> int | None:
         """The lowest Id of a customer with e-mail ``key`` that is not in ``exclude``.
 
         :param own: look in own e-mails only (a row keyed by its ``Email``); ``False``:

@@ -64,12 +64,16 @@ One import per account at a time
 
 Throughput
     Billbee allows 2 creates/s; with 1.5 s per answer that needs about 3 requests in
-    flight. Creates run in a thread pool of ``max_in_flight`` workers sharing the one
-    client, whose rate limiter paces the starts. Each worker first waits for a slot of
-    the same rate (a window of the client's limiter under the importer's own key), so
-    that ``sending`` is written just before the request leaves and not seconds before,
-    while the worker queues for the limit: a kill then leaves few rows in doubt. The
-    staging file is streamed: only ``max_in_flight`` rows are pending at any time.
+    flight (rate x answer time). Creates run in a thread pool of ``max_in_flight`` workers
+    sharing the one client, whose rate limiter paces the starts; by default as many as
+    keep the connection's ``endpoint_rate_limit`` with answers of up to 4 s
+    (:func:`~billbee_provider.imports.send.default_in_flight`: 8 at 2/s, at most 64).
+    Each worker first waits for a slot of the same rate (a window of the client's limiter
+    under the importer's own key), so that ``sending`` is written just before the request
+    leaves and not seconds before, while the worker queues for the limit: a kill then
+    leaves few rows in doubt (about rate x answer time, whatever ``max_in_flight`` is).
+    The staging file is streamed: only ``max_in_flight`` rows are pending at any time, and
+    the run's per-row state is on disk (:mod:`~billbee_provider.imports.row_store`).
 
 Progress
     Every ``progress_every`` seconds a progress line goes to the log and, with a
@@ -87,7 +91,9 @@ Modules
     :mod:`~billbee_provider.imports.plan` (statuses, deciding per row) and
     :mod:`~billbee_provider.imports.send` (the create phases and workers)); the account
     scan and lock are :mod:`~billbee_provider.imports.account`, the files
-    :mod:`~billbee_provider.imports.files`. This module is the entry point and the summary.
+    :mod:`~billbee_provider.imports.files`, the run's per-row state (on disk, so that a
+    million-row file does not hold a million outcomes in memory)
+    :mod:`~billbee_provider.imports.row_store`. This module is the entry point and the summary.
 
 This module does not import Airflow.
 """
@@ -127,7 +133,7 @@ from billbee_provider.imports.plan import (
     unique_rows,
 )
 from billbee_provider.imports.progress import DONE, FAILED, RUNNING, Progress, ProgressFile
-from billbee_provider.imports.send import Run
+from billbee_provider.imports.send import Run, default_in_flight
 from billbee_provider.imports.storage import Location, describe_location
 
 _log = logging.getLogger(__name__)
@@ -196,7 +202,7 @@ def import_customers(
     rejects_path: Location,
     if_exists: IfExists = "skip",
     dry_run: bool = False,
-    max_in_flight: int = 8,
+    max_in_flight: int | None = None,
     progress_every: float = 5.0,
     logger: Logger | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -213,7 +219,9 @@ def import_customers(
     :param if_exists: ``skip``, ``create`` or ``fail`` (see the module docstring).
     :param dry_run: scan and decide, but send nothing and record nothing in the ledger;
         rows that would be sent get status ``would_create``.
-    :param max_in_flight: concurrent create requests (about rate x answer time is needed).
+    :param max_in_flight: concurrent create requests (about rate x answer time is needed);
+        default :func:`~billbee_provider.imports.send.default_in_flight` of the client's
+        ``endpoint_rate_limit`` (8 at Billbee's 2/s).
     :param progress_every: seconds between progress log lines.
     :param logger: where progress goes (default: this module's logger).
     :param clock: monotonic clock in seconds (injectable for tests).
@@ -232,6 +240,8 @@ def import_customers(
     progress = ProgressFile(progress_path, log) if progress_path is not None else None
     run: Run | None = None
     try:
+        if max_in_flight is None:
+            max_in_flight = default_in_flight(client.config.endpoint_rate_limit)
         _check_options(if_exists, max_in_flight, progress_every)
         info = inspect_staging(staging)
         run = Run(
@@ -252,11 +262,11 @@ def import_customers(
         lock_path = account_lock_path(client.config.base_url, client.config.user, lock_dir)
         with nullcontext() if dry_run else account_lock(lock_path, log):
             _scan_and_create(run, staging, if_exists)
-        write_results(results_path, run.outcomes.values())
-        refused = (
-            Reject(o.row, o.key, [o.problems or ""]) for o in run.outcomes.values() if o.status == "rejected"
-        )
+        write_results(results_path, run.store.outcomes())
+        refused = (Reject(o.row, o.key, [o.problems or ""]) for o in run.store.outcomes("rejected"))
         added = add_rejects(rejects_path, BILLBEE_STAGE, refused)
+        summary = _summary(run, started, stats_before, added, if_exists, staging, results_path, rejects_path)
+        run.write_progress(run.progress(DONE))
     except BaseException:
         if progress is not None:
             # Before the run existed (bad options, no staging file): nothing was done.
@@ -264,8 +274,9 @@ def import_customers(
                 run.progress(FAILED) if run is not None else Progress(FAILED, 0, 0, 0, 0.0, 0, None)
             )
         raise
-    summary = _summary(run, started, stats_before, added, if_exists, staging, results_path, rejects_path)
-    run.write_progress(run.progress(DONE))
+    finally:
+        if run is not None:
+            run.close()
     _log_summary(log, summary)
     return summary
 
@@ -283,12 +294,14 @@ def _scan_and_create(run: Run, staging: Location, if_exists: IfExists) -> None:
     entries = previous.entries()
     other_inputs = previous.inputs - {run.input_id}
     run.log.info(
-        "import: %d row(s), ledger entries of %d row(s) (%d other input(s)), if_exists=%s, dry_run=%s",
+        "import: %d row(s), ledger entries of %d row(s) (%d other input(s)), if_exists=%s, dry_run=%s, "
+        "max_in_flight=%d",
         run.total,
         len(entries),
         len(other_inputs),
         if_exists,
         run.dry_run,
+        run.max_in_flight,
     )
     # Unresolved entries of any input: a send of another file may have created a customer
     # that this run must not take for one of its own (see send.Run.preexisting).
@@ -301,8 +314,8 @@ def _scan_and_create(run: Run, staging: Location, if_exists: IfExists) -> None:
         existing = existing_rows(staging, previous, index, run.claimed)
         if existing:
             raise ExistingCustomersError(existing)
-    planner = Planner(previous, index, if_exists, run.claimed)
-    run.create_phase(unique_rows(iter_staging(staging)), planner.decide)
+    planner = Planner(previous, index, if_exists, run.store)
+    run.create_phase(unique_rows(iter_staging(staging), run.store), planner.decide)
     run.log.info(
         "ledger: %d row(s) taken from an earlier run of the same rows; %d row(s) whose entries "
         "were for other content at the same row number (another input) treated as new",
@@ -324,10 +337,9 @@ def _summary(
     rejects_path: Location,
 ) -> ImportSummary:
     counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-    for outcome in run.outcomes.values():
-        counts[outcome.status] += 1
+    counts.update(run.store.status_counts())
     return ImportSummary(
-        total_rows=len(run.outcomes),
+        total_rows=len(run.store),
         counts=counts,
         elapsed_seconds=run.clock() - started,
         create_seconds=run.create_seconds,

@@ -14,14 +14,17 @@ This module does not import Airflow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from billbee_provider.imports.account import AccountIndex
 from billbee_provider.imports.files import StagedRow, StagingError, iter_staging
 from billbee_provider.imports.ledger import LedgerEntry, LedgerState
 from billbee_provider.imports.storage import Location
+
+if TYPE_CHECKING:  # row_store imports this module
+    from billbee_provider.imports.row_store import RowStore
 
 Status = Literal[
     "created", "existing", "ambiguous", "duplicate_in_file", "rejected", "in_doubt", "failed", "would_create"
@@ -76,18 +79,18 @@ class RowOutcome:
         )
 
 
-def unique_rows(rows: Iterable[StagedRow]) -> Iterator[StagedRow]:
+def unique_rows(rows: Iterable[StagedRow], placed: Container[int]) -> Iterator[StagedRow]:
     """Pass rows through, refusing a row number seen before (results need one line per row).
 
     :param rows: the staging file's rows.
+    :param placed: the rows already taken; the consumer must place each row before it asks
+        for the next (the create phase does: every row gets its outcome or a place holder).
     :return: the same rows.
     :raises StagingError: for a row number that appears twice.
     """
-    seen: set[int] = set()
     for staged in rows:
-        if staged.row in seen:
+        if staged.row in placed:
             raise StagingError(f"row {staged.row} appears twice in the staging file")
-        seen.add(staged.row)
         yield staged
 
 
@@ -105,8 +108,9 @@ class Planner:
     :param previous: the loaded ledger; only the entry that :meth:`LedgerState.match`
         gives for a row applies to it.
     :param index: the account scan (empty when none was made).
-    :param claimed: Billbee Ids already attributed to rows; shared with the run and
-        extended here, so that two rows are never resolved to the same customer.
+    :param store: the run's per-row state: its claimed Ids (Billbee Ids already
+        attributed to rows, extended here, so that two rows are never resolved to the same
+        customer) and the keys seen (for duplicates in the file).
     """
 
     def __init__(
@@ -114,13 +118,13 @@ class Planner:
         previous: LedgerState,
         index: AccountIndex,
         if_exists: IfExists,
-        claimed: set[int],
+        store: RowStore,
     ) -> None:
         self.previous = previous
         self.index = index
         self.dedupe = if_exists != "create"
-        self.claimed = claimed
-        self._seen: set[str] = set()
+        self.claimed = store.claimed
+        self._store = store
         #: Rows whose ledger entry was carried over (final) or resolved (unresolved).
         self.matched = 0
         #: Rows with ledger entries of other content only (another input): treated as new.
@@ -157,12 +161,7 @@ class Planner:
 
     def _first_sighting(self, key: str | None) -> bool:
         """Whether no earlier row of the file had ``key`` (always true without a key)."""
-        if key is None:
-            return True
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        return True
+        return key is None or self._store.first_sighting(key)
 
     def _resolve(self, staged: StagedRow, prev: LedgerEntry) -> Decision | None:
         """A row sent by an earlier run without a known answer: found, reported, or re-sent."""
@@ -178,16 +177,23 @@ class Planner:
 
 
 def existing_rows(
-    staging: Location, previous: LedgerState, index: AccountIndex, claimed: set[int]
+    staging: Location, previous: LedgerState, index: AccountIndex, claimed: Iterable[int]
 ) -> list[int]:
-    """Rows that ``if_exists="skip"`` would report as existing or ambiguous (a dry pass, nothing recorded)."""
-    planner = Planner(previous, index, "fail", set(claimed))
+    """Rows that ``if_exists="skip"`` would report as existing or ambiguous (a dry pass, nothing recorded).
+
+    :param claimed: the Ids already attributed to rows (copied: the dry pass claims more).
+    """
+    from billbee_provider.imports.row_store import RowStore  # here: row_store imports this module
+
     rows: list[int] = []
-    for staged in iter_staging(staging):
-        decision = planner.decide(staged)
-        if decision is None:
-            continue
-        status = decision.outcome.status
-        if (status == "existing" and decision.record) or status == "ambiguous":
-            rows.append(staged.row)
+    with RowStore() as scratch:
+        scratch.claimed.update(claimed)
+        planner = Planner(previous, index, "fail", scratch)
+        for staged in iter_staging(staging):
+            decision = planner.decide(staged)
+            if decision is None:
+                continue
+            status = decision.outcome.status
+            if (status == "existing" and decision.record) or status == "ambiguous":
+                rows.append(staged.row)
     return rows

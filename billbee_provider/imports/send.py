@@ -23,10 +23,10 @@ This module does not import Airflow.
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from billbee_provider.api.client import CREATE_CUSTOMER, WINDOW_SECONDS, BillbeeClient, Logger
@@ -44,14 +44,36 @@ from billbee_provider.imports.files import PROBLEM_SEPARATOR, StagedRow, iter_st
 from billbee_provider.imports.ledger import Ledger
 from billbee_provider.imports.plan import FOUND, STATUSES, Decision, RowOutcome, Status
 from billbee_provider.imports.progress import RUNNING, Progress, ProgressFile, ProgressState
+from billbee_provider.imports.row_store import RowStore
 from billbee_provider.imports.storage import Location
 
 #: End-of-run scans to resolve in-doubt rows (each may re-send the rows it finds absent).
 RESOLVE_ROUNDS = 3
+#: The longest answer time, in seconds, at which the default number of requests in flight
+#: still keeps the import at the rate limit: requests in flight = rate x answer time.
+ANSWER_BUDGET_SECONDS = 4.0
+#: The default's bounds: 8 covers Billbee's 2/s up to 4 s answers; 64 bounds the threads.
+MIN_IN_FLIGHT, MAX_IN_FLIGHT = 8, 64
+
+
+def default_in_flight(rate_limit: float) -> int:
+    """Requests in flight that keep ``rate_limit`` creates/s with answers of up to 4 s.
+
+    More in flight than the rate needs costs nothing on Billbee's side: the workers' starts
+    are paced, so only about rate x answer time are ever sent and unanswered at once.
+
+    :param rate_limit: the connection's ``endpoint_rate_limit`` (creates per second).
+    :return: ``ceil(rate_limit x 4 s)``, at least 8 and at most 64 (8 at Billbee's 2/s).
+    """
+    return min(MAX_IN_FLIGHT, max(MIN_IN_FLIGHT, math.ceil(rate_limit * ANSWER_BUDGET_SECONDS)))
 
 
 class Run:
-    """State of one import run: outcomes, counters, progress, and the create phases."""
+    """State of one import run: outcomes, counters, progress, and the create phases.
+
+    The per-row state (outcomes, keys seen, claimed Ids) is in :attr:`store`, on disk:
+    :meth:`close` drops it.
+    """
 
     def __init__(
         self,
@@ -79,13 +101,16 @@ class Run:
         self.clock = clock
         #: Where each tick's progress is written as well (``progress.json``), if anywhere.
         self.progress_file = progress_file
-        self.outcomes: dict[int, RowOutcome] = {}
+        #: Every row's outcome in file order, keys seen and claimed Ids (on disk, see
+        #: :mod:`~billbee_provider.imports.row_store`): memory stays flat in the rows.
+        self.store = RowStore()
         #: Rows per status of the settled outcomes (kept as they change: a tick is O(1)).
         self.counts: Counter[str] = Counter()
         # Rows sent and not yet answered: their "in_doubt" place holder is no outcome yet.
         self._unanswered: set[int] = set()
         self._throttled_before = client.stats.throttled
-        self.claimed: set[int] = set()
+        #: Billbee Ids given to rows (of this run, or of any input in the ledger).
+        self.claimed = self.store.claimed
         #: Ids of the account scan made before anything was sent (empty without one).
         self.preexisting: set[int] = set()
         self.sent = 0
@@ -95,6 +120,10 @@ class Run:
         self._abort = threading.Event()
         # Same rate and window as the client's own endpoint limit (see module docstring).
         self._pacer = Window(("importer", id(self)), client.config.endpoint_rate_limit, WINDOW_SECONDS)
+
+    def close(self) -> None:
+        """Drop the per-row state (:attr:`store`). Idempotent."""
+        self.store.close()
 
     # -- main thread ---------------------------------------------------------------
 
@@ -118,8 +147,8 @@ class Run:
                         pending = self._collect(pending)
                     # Until its answer the row is in doubt; this also fixes its place in
                     # the results, which follow the file's order, not the answers' order.
-                    if staged.row not in self.outcomes:
-                        self.outcomes[staged.row] = RowOutcome(staged.row, staged.key, "in_doubt")
+                    if staged.row not in self.store:
+                        self.store.put(RowOutcome(staged.row, staged.key, "in_doubt"))
                         self._unanswered.add(staged.row)
                     pending.add(pool.submit(self.send, staged))
                 while pending:
@@ -148,13 +177,10 @@ class Run:
         outcome = decision.outcome
         if decision.record and not self.dry_run:
             _record(self.ledger, outcome, self.input_id)
-        before = self.outcomes.get(outcome.row)
+        before = self.store.put(outcome)
         if before is not None and outcome.row not in self._unanswered:
-            self.counts[before.status] -= 1
+            self.counts[before] -= 1
         self._unanswered.discard(outcome.row)
-        # The digest went to the ledger above (or with the answer, in send()); nothing reads
-        # it from here, and as a 64-character string it was a third of a row's memory.
-        self.outcomes[outcome.row] = dataclasses.replace(outcome, digest=None) if outcome.digest else outcome
         self.counts[outcome.status] += 1
         if outcome.status == "ambiguous":
             _log_outcome(self.log, outcome)
@@ -188,7 +214,7 @@ class Run:
         now = self.clock() if now is None else now
         phase = self.create_seconds + (now - self._phase_started if self._phase_started is not None else 0.0)
         rate = self.sent / phase if phase > 0 else 0.0
-        done = len(self.outcomes) - len(self._unanswered)
+        done = len(self.store) - len(self._unanswered)
         left = max(self.total - done, 0)
         eta = 0.0 if not left else left / rate if rate > 0 else None
         counts: dict[str, int] = {status: self.counts[status] for status in STATUSES}
@@ -220,40 +246,48 @@ class Run:
         than one row's retries (about 15 s) left rows ``failed`` in a task that
         succeeded, and nothing sent them again unless someone re-ran it.
         """
-        failed = {o.row for o in self.outcomes.values() if o.status == "failed"}
+        failed = self.store.count("failed")
         if not failed or self.dry_run:
             return
-        self.log.info("re-sending %d row(s) whose retries ran out during the run", len(failed))
-        self.create_phase((s for s in iter_staging(staging) if s.row in failed), lambda staged: None)
+        self.log.info("re-sending %d row(s) whose retries ran out during the run", failed)
+        # Read lazily: a row's status changes only when it is sent, after it was read here.
+        again = (s for s in iter_staging(staging) if self.store.status_of(s.row) == "failed")
+        self.create_phase(again, lambda staged: None)
 
     def resolve_in_doubt(self, staging: Location) -> None:
         """Resolve this run's in-doubt rows by fresh scans; re-send those provably absent."""
         for round_number in range(1, RESOLVE_ROUNDS + 1):
-            doubtful = {o.row for o in self.outcomes.values() if o.status == "in_doubt" and o.key is not None}
+            doubtful = self.store.count("in_doubt", keyed=True)
             if not doubtful or self.dry_run:
                 return
             self.log.info(
                 "resolving %d in-doubt row(s) by an account scan (round %d of %d)",
-                len(doubtful),
+                doubtful,
                 round_number,
                 RESOLVE_ROUNDS,
             )
             index = scan_account(self.client, self.log)
-            absent = set()
-            for staged in (s for s in iter_staging(staging) if s.row in doubtful):
+            taken = _AnyOf(self.claimed, self.preexisting)
+            absent = 0
+            for staged in self._doubtful(staging):
                 assert staged.key is not None  # doubtful rows have a key
-                found = index.find(staged.key, self.claimed | self.preexisting, own=staged.key_is_email)
+                found = index.find(staged.key, taken, own=staged.key_is_email)
                 if found is None:
-                    absent.add(staged.row)
+                    absent += 1
                 else:
                     outcome = RowOutcome(
                         staged.row, staged.key, "created", found, problems=FOUND, digest=staged.digest
                     )
                     self.settle(Decision(outcome, True))
             if absent:
-                self.log.info("re-sending %d row(s) that the scan shows were not created", len(absent))
-                again = (s for s in iter_staging(staging) if s.row in absent)
-                self.create_phase(again, lambda staged: None)
+                # The rows still in doubt now are exactly those the scan did not find.
+                self.log.info("re-sending %d row(s) that the scan shows were not created", absent)
+                self.create_phase(self._doubtful(staging), lambda staged: None)
+
+    def _doubtful(self, staging: Location) -> Iterable[StagedRow]:
+        """The staged rows whose outcome is ``in_doubt`` and that have a key, read lazily."""
+        rows = iter_staging(staging)
+        return (s for s in rows if s.key is not None and self.store.status_of(s.row) == "in_doubt")
 
     # -- worker threads ------------------------------------------------------------
 
@@ -299,6 +333,16 @@ class Run:
         _record(self.ledger, outcome, self.input_id)
         _log_outcome(self.log, outcome)
         return outcome
+
+
+class _AnyOf:
+    """``in`` any of several containers (a union without copying them)."""
+
+    def __init__(self, *containers: Container[int]) -> None:
+        self._containers = containers
+
+    def __contains__(self, item: object) -> bool:
+        return any(item in container for container in self._containers)
 
 
 def _would_create(staged: StagedRow) -> RowOutcome:

@@ -37,7 +37,9 @@ class BillbeeCreateCustomersOperator(BaseOperator):
         A retry or re-run with the same ledger never sends a row twice.
     :param if_exists: ``skip`` (default), ``create`` or ``fail``, matched by e-mail (templated).
     :param dry_run: decide everything but send nothing (templated).
-    :param max_in_flight: concurrent requests; about rate x answer time is needed.
+    :param max_in_flight: concurrent requests; about rate x answer time is needed. Default:
+        enough for answers of up to 4 s at the connection's ``endpoint_rate_limit`` (8 at
+        Billbee's 2/s, at most 64; see :func:`~billbee_provider.imports.send.default_in_flight`).
     :param billbee_conn_id: the Billbee connection (templated).
 
     The default ``pool`` is ``billbee_api``: create it with one slot per Billbee account.
@@ -67,7 +69,7 @@ class BillbeeCreateCustomersOperator(BaseOperator):
         ledger: str | None = None,
         if_exists: str = "skip",
         dry_run: bool | str = False,
-        max_in_flight: int = 8,
+        max_in_flight: int | None = None,
         billbee_conn_id: str = "billbee_default",
         **kwargs: Any,
     ) -> None:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -40,7 +39,12 @@ LATENCIES = (0.05, 0.5, 1.5)
 
 
 def run_import(
-    server: SandboxProcess, workdir: Path, rows: int, limit: int, tag: str = "", max_in_flight: int = 8
+    server: SandboxProcess,
+    workdir: Path,
+    rows: int,
+    limit: int,
+    tag: str = "",
+    max_in_flight: int | None = None,
 ) -> dict[str, Any]:
     """One import of ``rows`` new customers; the summary plus what the sandbox saw."""
     from billbee_provider.api.client import BillbeeClient
@@ -81,6 +85,8 @@ def run_import(
 
 def bench_limit(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
     """Benchmark 1."""
+    from billbee_provider.imports.send import default_in_flight
+
     reps = 1 if smoke else 3
     cases = [(2, 4 if smoke else 30), (20, 12 if smoke else 200)]
     latencies = (0.05,) if smoke else LATENCIES
@@ -94,32 +100,29 @@ def bench_limit(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
             key_limit=max(50, 25 * limit),
         ) as server:
             for latency in latencies:
-                # The default 8 requests in flight carry rate x latency <= 8 (2/s up to 4 s
-                # answers); a scaled limit with slow answers needs more: sized = rate x latency x 1.25.
-                sized = max(8, math.ceil(limit * latency * 1.25))
-                for in_flight in sorted({8, sized}):
-                    runs = []
-                    for rep in range(reps):
-                        server.reset(latency)
-                        workdir = tmp / f"l{limit}-{latency}-{in_flight}-{rep}"
-                        runs.append(run_import(server, workdir, rows, limit, max_in_flight=in_flight))
-                    steady = median(r["server_rate"] for r in runs) / limit
-                    e2e = median(r["rate"] for r in runs) / limit
-                    n429 = max(r["server_429"] for r in runs)
-                    dups = max(r["duplicates"] for r in runs)
-                    name = f"ours (import_customers), max_in_flight {in_flight}"
-                    ms = int(latency * 1000)
-                    rows_out.append(
-                        [name, f"{limit}/s", ms, rows, reps, round(steady, 3), round(e2e, 3), n429, dups]
+                # The default in flight (``default_in_flight``): rate x 4 s, 8 to 64.
+                in_flight = default_in_flight(limit)
+                runs = []
+                for rep in range(reps):
+                    server.reset(latency)
+                    workdir = tmp / f"l{limit}-{latency}-{rep}"
+                    runs.append(run_import(server, workdir, rows, limit))
+                steady = median(r["server_rate"] for r in runs) / limit
+                e2e = median(r["rate"] for r in runs) / limit
+                n429 = max(r["server_429"] for r in runs)
+                dups = max(r["duplicates"] for r in runs)
+                name = f"ours (import_customers), default max_in_flight ({in_flight})"
+                ms = int(latency * 1000)
+                rows_out.append(
+                    [name, f"{limit}/s", ms, rows, reps, round(steady, 3), round(e2e, 3), n429, dups]
+                )
+                targets.append(
+                    target(
+                        f"{limit}/s, {ms} ms: >= 0.97 of the limit, 0 429s, 0 duplicates",
+                        f"{steady:.3f}, {n429} 429s, {dups} dups",
+                        steady >= 0.97 and n429 == 0 and dups == 0,
                     )
-                    targets.append(
-                        target(
-                            f"{limit}/s, {ms} ms, max_in_flight {in_flight}: >= 0.97 of the limit, 0 429s, "
-                            "0 duplicates",
-                            f"{steady:.3f}, {n429} 429s, {dups} dups",
-                            steady >= 0.97 and n429 == 0 and dups == 0,
-                        )
-                    )
+                )
     # the alternatives, at the real limit
     compare_rows = 3 if smoke else 20
     with sandbox(tmp / "compare.sqlite") as server:
@@ -269,7 +272,7 @@ def bench_ceiling(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
     ) as server:
         for rep in range(reps):
             server.reset(0.0)
-            runs.append(run_import(server, tmp / f"ceiling-{rep}", rows, 100_000))
+            runs.append(run_import(server, tmp / f"ceiling-{rep}", rows, 100_000, max_in_flight=8))
     rate = median(r["rate"] for r in runs)
     cpu_ms = median(1000 * r["cpu_s"] / max(1, r["sent"]) for r in runs)
     table = [[rows, reps, round(rate, 1), round(cpu_ms, 2), max(r["duplicates"] for r in runs)]]

@@ -24,6 +24,7 @@ from billbee_provider.imports.create import ImportSummary, import_customers
 from billbee_provider.imports.files import StagingError
 from billbee_provider.imports.ledger import Ledger
 from billbee_provider.imports.plan import ExistingCustomersError
+from billbee_provider.imports.send import default_in_flight
 from billbee_provider.sandbox import Faults
 from tests.conftest import REPO, Sandbox
 from tests.importer import MemoryPath
@@ -171,6 +172,17 @@ def test_slow_answers_overlap_to_keep_two_per_second(
     assert summary.create_seconds <= 18
     assert summary.counts["created"] == 30 and summary.throttled == 0
     assert len(posts(sandbox)) == 30
+
+
+def test_default_in_flight_covers_four_second_answers_at_the_connection_rate(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # rate x 4 s, at least 8 (Billbee's 2/s), at most 64 threads.
+    assert [default_in_flight(r) for r in (1, 2, 2.5, 5, 16, 1000)] == [8, 8, 10, 20, 64, 64]
+    _, client = fast(make_sandbox)  # endpoint_rate_limit 10
+    with client, caplog.at_level(logging.INFO, logger="billbee_provider.imports.create"):
+        Job(tmp_path, [person(1)]).run(client, dry_run=True)
+    assert "max_in_flight=40" in caplog.text
 
 
 # -- duplicates ---------------------------------------------------------------------
