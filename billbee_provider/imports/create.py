@@ -290,32 +290,31 @@ def _check_options(if_exists: str, max_in_flight: int, progress_every: float) ->
 
 def _scan_and_create(run: Run, staging: Location, if_exists: IfExists) -> None:
     """Load the ledger, scan the account, create the rows to be sent, resolve the in-doubt ones."""
-    previous = run.ledger.load()
-    entries = previous.entries()
-    other_inputs = previous.inputs - {run.input_id}
-    run.log.info(
-        "import: %d row(s), ledger entries of %d row(s) (%d other input(s)), if_exists=%s, dry_run=%s, "
-        "max_in_flight=%d",
-        run.total,
-        len(entries),
-        len(other_inputs),
-        if_exists,
-        run.dry_run,
-        run.max_in_flight,
-    )
-    # Unresolved entries of any input: a send of another file may have created a customer
-    # that this run must not take for one of its own (see send.Run.preexisting).
-    unresolved = any(e.unresolved and e.key for e in entries)
-    index = scan_account(run.client, run.log) if if_exists != "create" or unresolved else AccountIndex()
-    run.preexisting = index.ids()
-    # Every Id the ledger gave a row, of any input: never the answer for another row.
-    run.claimed.update(e.billbee_id for e in entries if e.billbee_id is not None)
-    if if_exists == "fail":
-        existing = existing_rows(staging, previous, index, run.claimed)
-        if existing:
-            raise ExistingCustomersError(existing)
-    planner = Planner(previous, index, if_exists, run.store)
-    run.create_phase(unique_rows(iter_staging(staging), run.store), planner.decide)
+    with run.ledger.load() as previous:
+        other_inputs = previous.inputs - {run.input_id}
+        run.log.info(
+            "import: %d row(s), ledger entries of %d row(s) (%d other input(s)), if_exists=%s, "
+            "dry_run=%s, max_in_flight=%d",
+            run.total,
+            previous.entry_count(),
+            len(other_inputs),
+            if_exists,
+            run.dry_run,
+            run.max_in_flight,
+        )
+        # Unresolved entries of any input: a send of another file may have created a customer
+        # that this run must not take for one of its own (see send.Run.preexisting).
+        unresolved = any(e.unresolved and e.key for e in previous.entries())
+        index = scan_account(run.client, run.log) if if_exists != "create" or unresolved else AccountIndex()
+        run.preexisting = index.ids()
+        # Every Id the ledger gave a row, of any input: never the answer for another row.
+        run.claimed.update(e.billbee_id for e in previous.entries() if e.billbee_id is not None)
+        if if_exists == "fail":
+            existing = existing_rows(staging, previous, index, run.claimed)
+            if existing:
+                raise ExistingCustomersError(existing)
+        planner = Planner(previous, index, if_exists, run.store)
+        run.create_phase(unique_rows(iter_staging(staging), run.store), planner.decide)
     run.log.info(
         "ledger: %d row(s) taken from an earlier run of the same rows; %d row(s) whose entries "
         "were for other content at the same row number (another input) treated as new",
