@@ -19,7 +19,7 @@ import pytest
 from billbee_provider.api.client import BillbeeClient
 from billbee_provider.api.config import BillbeeConfig
 from billbee_provider.api.errors import BillbeeAuthError
-from billbee_provider.imports.account import contact_emails, customer_emails
+from billbee_provider.imports.account import AccountIndex, contact_emails, customer_emails
 from billbee_provider.imports.create import ImportSummary, import_customers
 from billbee_provider.imports.files import StagingError
 from billbee_provider.imports.ledger import Ledger
@@ -466,6 +466,15 @@ def test_own_emails_are_matched_and_contact_emails_only_for_resolving() -> None:
         "alt@example.de",
         "lager@example.de",
     }
+
+
+def test_an_email_many_customers_share_keeps_its_ids_ascending_and_once() -> None:
+    index = AccountIndex()
+    for customer_id in [*range(1000, 0, -3), *range(1, 1001, 3), 7, 7]:  # any order, repeats
+        index.add({"Id": customer_id, "Email": "Laden@Example.de"})
+    expected = sorted({*range(1000, 0, -3), *range(1, 1001, 3)})
+    assert index.existing("laden@example.de") == expected
+    assert index.find("laden@example.de", exclude={expected[0]}) == expected[1]
 
 
 def test_empty_staging_file_and_bad_options(tmp_path: Path) -> None:
