@@ -1,7 +1,8 @@
 """``make bench``: run every benchmark, print its table, append its line to results.jsonl.
 
-``python -m tests.benchmarks.run`` runs benchmarks 1-8 (8, the ledger cost, is
-``tests/benchmarks/ledger_cost.py``); ``--only 4 7`` runs some; ``--smoke`` runs all of
+``python -m tests.benchmarks.run`` runs benchmarks 1-8 (5b, the memory of a re-run, is
+``tests/benchmarks/bench_rerun.py``; 8, the ledger cost, ``tests/benchmarks/ledger_cost.py``);
+``--only 4 7`` runs some; ``--smoke`` runs all of
 them at tiny sizes (what ``tests/benchmarks/test_bench_smoke.py`` does in ``make test``).
 """
 
@@ -57,7 +58,7 @@ def ledger_cost(tmp: Path, *, smoke: bool = False) -> None:
 
 
 def benchmarks() -> dict[str, object]:
-    from tests.benchmarks import bench_create, bench_dupcheck, bench_local
+    from tests.benchmarks import bench_create, bench_dupcheck, bench_local, bench_rerun
 
     found = {
         "1": bench_create.bench_limit,
@@ -65,6 +66,7 @@ def benchmarks() -> dict[str, object]:
         "3": bench_create.bench_accounts,
         "4": bench_local.bench_validate,
         "5": bench_local.bench_memory,
+        "5b": bench_rerun.bench_rerun,
         "6": bench_dupcheck.bench_dupcheck,
         "7": bench_local.bench_parse,
     }

@@ -44,6 +44,7 @@ def test_every_benchmark_produces_its_figures(tmp_path: Path) -> None:
         "3-many-accounts",
         "4-validate",
         "5-memory",
+        "5b-rerun-memory",
         "6-duplicate-check",
         "7-dag-parse",
     }

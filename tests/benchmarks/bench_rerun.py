@@ -1,0 +1,117 @@
+"""Benchmark 5b: the memory of a re-run, i.e. a finished import run again with its ledger.
+
+Benchmark 5 is a first run (an empty ledger). A re-run (a Clear in the task view, a task
+retry after the last row, a resume) first reads the ledger back: two records per row
+(``sending``, then ``created``). The staging file and a ledger saying every row was
+created are written here; then a fresh process runs ``import_customers`` (not a dry run)
+against an empty sandbox: every row is carried over from the ledger, nothing is sent.
+Peak RSS (VmHWM) of that process, minus a 30-row run's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.common import REPO, SandboxProcess, report, sandbox, target, write_staging
+
+
+def write_finished_ledger(staging: Path, ledger: Path) -> None:
+    """The ledger of an import that created every row of ``staging`` (Ids made up)."""
+    from billbee_provider.imports.files import inspect_staging, iter_staging
+
+    identity = inspect_staging(staging).identity
+    at = "2026-12-01T00:00:00.000+00:00"
+    with ledger.open("w", encoding="utf-8") as out:
+        for staged in iter_staging(staging):
+            common = {"row": staged.row, "key": staged.key, "digest": staged.digest, "input": identity}
+            out.write(json.dumps({**common, "event": "sending", "at": at}) + "\n")
+            created = {**common, "event": "created", "billbee_id": 10**9 + staged.row, "at": at}
+            out.write(json.dumps(created) + "\n")
+
+
+def rerun_worker(workdir: str, base_url: str) -> None:
+    """One task process: the create stage of a finished import, again; prints peak RSS."""
+    from billbee_provider.api.client import BillbeeClient
+    from billbee_provider.imports.create import import_customers
+    from billbee_provider.imports.ledger import Ledger
+
+    work = Path(workdir)
+    server = SandboxProcess.__new__(SandboxProcess)
+    server.base_url, server.user = base_url, "sandbox@example.com"
+    with BillbeeClient(server.client_config()) as client, Ledger(work / "ledger.jsonl") as ledger:
+        summary = import_customers(
+            work / "staging.jsonl",
+            client=client,
+            ledger=ledger,
+            results_path=work / "results.csv",
+            rejects_path=work / "rejects.csv",
+            lock_dir=work,
+            progress_every=60,
+        )
+    status = Path("/proc/self/status").read_text()
+    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    print(json.dumps({"peak_mb": peak_kb / 1024, "created": summary.counts["created"], "sent": summary.sent}))
+
+
+def bench_rerun(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
+    """Benchmark 5b."""
+    sizes = (30, 300, 3_000) if smoke else (30, 100_000, 1_000_000)
+    results = {}
+    with sandbox(tmp / "rerun.sqlite") as server:
+        for rows in sizes:
+            work = tmp / f"rerun-{rows}"
+            work.mkdir()
+            write_staging(work / "staging.jsonl", rows)
+            write_finished_ledger(work / "staging.jsonl", work / "ledger.jsonl")
+            (work / "rejects.csv").write_text("")
+            ledger_mb = (work / "ledger.jsonl").stat().st_size / 2**20
+            start = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, "-m", "tests.benchmarks.bench_rerun", "worker", str(work), server.base_url],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=True,
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            assert result["created"] == rows and result["sent"] == 0, result
+            results[rows] = (result["peak_mb"], time.monotonic() - start, ledger_mb)
+    base = results[sizes[0]][0]
+    table = [
+        [rows, round(ledger_mb, 1), round(peak, 1), round(peak - base, 1), round(secs, 1)]
+        for rows, (peak, secs, ledger_mb) in results.items()
+    ]
+    big, mid = results[sizes[-1]][0] - base, results[sizes[1]][0] - base
+    return report(
+        "5b-rerun-memory",
+        "5b. Memory of a re-run: a finished import's create stage again, its ledger read back",
+        ["rows", "ledger MB", "peak RSS MB", "minus 30-row run MB", "seconds"],
+        table,
+        [
+            target(f"< 50 MB extra at {sizes[-1]:,} rows", f"{big:.1f} MB", big < 50),
+            target(f"flat: {sizes[1]:,} vs {sizes[-1]:,} rows", f"{mid:.1f} vs {big:.1f} MB", big - mid < 10),
+        ],
+        {"sizes": sizes},
+        smoke,
+        notes=[
+            "Peak RSS (VmHWM) of a fresh Python process running import_customers over a staging "
+            "file whose ledger says every row was created (sending + created per row): the "
+            "account scan (an empty sandbox), the ledger read back, every row carried over, "
+            "results written; 0 rows sent. Airflow itself is not loaded in this process."
+        ],
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "worker":
+        rerun_worker(*sys.argv[2:4])
+    else:
+        with tempfile.TemporaryDirectory(prefix="billbee-bench-") as tmpdir:
+            bench_rerun(Path(tmpdir), smoke="--smoke" in sys.argv)
