@@ -190,7 +190,8 @@ class LedgerState(Mapping[int, LedgerEntry]):
             "CREATE TABLE by_digest (row INTEGER NOT NULL, digest TEXT NOT NULL, line INTEGER NOT NULL,"
             " input TEXT, record TEXT NOT NULL, PRIMARY KEY (row, digest)) WITHOUT ROWID"
         )
-        self._db.execute("CREATE TABLE last (row INTEGER PRIMARY KEY, record TEXT NOT NULL)")
+        # The last record of a row is the last one of its (row, digest): kept once, in by_digest.
+        self._db.execute("CREATE TABLE last (row INTEGER PRIMARY KEY, digest TEXT NOT NULL)")
         self._db.execute("BEGIN")
 
     def __enter__(self) -> LedgerState:
@@ -210,9 +211,9 @@ class LedgerState(Mapping[int, LedgerEntry]):
         """
         text = entry.to_json() if record is None else record
         self._db.execute(
-            "INSERT INTO last (row, record) VALUES (?, ?) "
-            "ON CONFLICT (row) DO UPDATE SET record = excluded.record",
-            (entry.row, text),
+            "INSERT INTO last (row, digest) VALUES (?, ?) "
+            "ON CONFLICT (row) DO UPDATE SET digest = excluded.digest",
+            (entry.row, entry.digest or ""),
         )
         self._db.execute(
             "INSERT INTO by_digest (row, digest, line, input, record) VALUES (?, ?, ?, ?, ?) "
@@ -222,7 +223,11 @@ class LedgerState(Mapping[int, LedgerEntry]):
         )
 
     def __getitem__(self, row: int) -> LedgerEntry:
-        found = self._db.execute("SELECT record FROM last WHERE row = ?", (row,)).fetchone()
+        found = self._db.execute(
+            "SELECT b.record FROM last AS l JOIN by_digest AS b ON b.row = l.row AND b.digest = l.digest "
+            "WHERE l.row = ?",
+            (row,),
+        ).fetchone()
         if found is None:
             raise KeyError(row)
         return LedgerEntry.from_json(found[0])
