@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -69,6 +68,7 @@ from typing import Any, Literal, cast, get_args
 
 from billbee_provider.api.envelope import json_int
 from billbee_provider.imports.object_ledger import ObjectRecords, file_system_of
+from billbee_provider.imports.scratch_db import scratch_database
 from billbee_provider.imports.storage import (
     Appender,
     Location,
@@ -85,8 +85,6 @@ FINAL_EVENTS: frozenset[str] = frozenset({"created", "existing", "duplicate_in_f
 UNRESOLVED_EVENTS: frozenset[str] = frozenset({"sending", "in_doubt"})
 
 logger = logging.getLogger(__name__)
-#: SQLite's page cache of a loaded ledger, in KiB: what :class:`LedgerState` may hold in memory.
-_CACHE_KIB = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,19 +178,13 @@ class LedgerState(Mapping[int, LedgerEntry]):
     """
 
     def __init__(self) -> None:
-        # "" is a private temporary database on disk, deleted when the connection closes;
-        # nothing here needs to be durable (the ledger itself is), hence no journal.
-        self._db = sqlite3.connect("", isolation_level=None)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{_CACHE_KIB}"):
-            self._db.execute(f"PRAGMA {pragma}")
-        # digest "" stands for none (a record older than digests): a real one is hex.
-        self._db.execute(
+        self._db = scratch_database(
+            # digest "" stands for none (a record older than digests): a real one is hex.
             "CREATE TABLE by_digest (row INTEGER NOT NULL, digest TEXT NOT NULL, line INTEGER NOT NULL,"
-            " input TEXT, record TEXT NOT NULL, PRIMARY KEY (row, digest)) WITHOUT ROWID"
+            " input TEXT, record TEXT NOT NULL, PRIMARY KEY (row, digest)) WITHOUT ROWID",
+            # The last record of a row is the last one of its (row, digest): kept once, in by_digest.
+            "CREATE TABLE last (row INTEGER PRIMARY KEY, digest TEXT NOT NULL)",
         )
-        # The last record of a row is the last one of its (row, digest): kept once, in by_digest.
-        self._db.execute("CREATE TABLE last (row INTEGER PRIMARY KEY, digest TEXT NOT NULL)")
-        self._db.execute("BEGIN")
 
     def __enter__(self) -> LedgerState:
         return self

@@ -5,13 +5,11 @@ follows the file's order, and a row's outcome can still change after it is first
 settled: in-doubt rows resolved by a later scan, failed rows re-sent), which e-mails
 earlier rows had (duplicates in the file), and which Billbee Ids rows were given (never
 the answer for a second row). In Python objects that is about 300 bytes per row: 300 MB
-for a million-row file. :class:`RowStore` keeps all three in a private temporary SQLite
-database instead; SQLite's page cache (:data:`CACHE_KIB`) bounds what stays in memory,
-and the rest lives in a temporary file that SQLite deletes when the store is closed.
-
-Nothing here is durable, and nothing needs to be: what must survive a kill is in the
-ledger (:mod:`~billbee_provider.imports.ledger`); this is the run's working memory. So
-there is no journal, no fsync and no commit: one transaction for the store's life.
+for a million-row file. :class:`RowStore` keeps all three in a scratch database
+(:mod:`~billbee_provider.imports.scratch_db`: a private temporary SQLite file, at most
+8 MB of it in memory, deleted when the store is closed). Nothing here is durable, and
+nothing needs to be: what must survive a kill is in the ledger
+(:mod:`~billbee_provider.imports.ledger`); this is the run's working memory.
 
 A store belongs to the thread that made it (the import's main thread; worker threads
 never touch it).
@@ -26,9 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import cast
 
 from billbee_provider.imports.plan import RowOutcome, Status
-
-#: SQLite's page cache per store, in KiB: what the per-row state may hold in memory.
-CACHE_KIB = 8192
+from billbee_provider.imports.scratch_db import scratch_database
 
 _SCHEMA = (
     # ``seq`` (the rowid) is the order rows were first placed in: the staging file's order.
@@ -47,13 +43,7 @@ class RowStore:
     """
 
     def __init__(self) -> None:
-        # "" is a private temporary database on disk, deleted when the connection closes.
-        self._db = sqlite3.connect("", isolation_level=None)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}"):
-            self._db.execute(f"PRAGMA {pragma}")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
-        self._db.execute("BEGIN")
+        self._db = scratch_database(*_SCHEMA)
         self._rows = 0
         self._max_row = -(2**63)
         #: The claimed Billbee Ids, as a set-like view (see :class:`ClaimedIds`).

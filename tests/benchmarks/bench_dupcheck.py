@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from billbee_provider.sandbox.models import DEFAULT_CONTACTS
-from tests.benchmarks.common import REPO, body, report, sandbox, target
+from tests.benchmarks.common import body, peak_rss_mb, report, rss_mb, run_worker, sandbox, target
 
 
 def fill(db: Path, template: dict[str, Any], customers: int) -> None:
@@ -49,39 +48,23 @@ def fill(db: Path, template: dict[str, Any], customers: int) -> None:
         )
 
 
-# A fresh interpreter, no tracemalloc (it doubles what it watches): its own peak (VmHWM)
-# after one scan, minus its RSS before the scan. ru_maxrss would carry the peak of
-# whatever ran before in the benchmark process.
-RSS_WORKER = """
-import json, sys
-from pathlib import Path
-from billbee_provider.api.client import BillbeeClient
-from billbee_provider.api.config import BillbeeConfig
-from billbee_provider.imports.account import scan_account
+def rss_worker(config_json: str) -> None:
+    """One fresh process, no tracemalloc (it doubles what it watches): one scan; prints its
+    peak RSS (VmHWM) after the scan minus its RSS before it."""
+    from billbee_provider.api.client import BillbeeClient
+    from billbee_provider.api.config import BillbeeConfig
+    from billbee_provider.imports.account import scan_account
 
-def kib(field):
-    lines = Path("/proc/self/status").read_text().splitlines()
-    return next(int(line.split()[1]) for line in lines if line.startswith(field))
-
-with BillbeeClient(BillbeeConfig(**json.loads(sys.argv[1]))) as client:
-    before = kib("VmRSS:")
-    index = scan_account(client)
-    print(json.dumps({"growth_mb": (kib("VmHWM:") - before) / 1024, "customers": index.customers}))
-"""
+    with BillbeeClient(BillbeeConfig(**json.loads(config_json))) as client:
+        before = rss_mb()
+        index = scan_account(client)
+        print(json.dumps({"growth_mb": peak_rss_mb() - before, "customers": index.customers}))
 
 
 def fresh_process_rss_growth(config: Any, customers: int) -> float:
     """Peak RSS growth, in MB, of a fresh process that scans the account once."""
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    done = subprocess.run(
-        [sys.executable, "-c", RSS_WORKER, json.dumps(fields)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_worker(["-m", "tests.benchmarks.bench_dupcheck", "rss-worker", json.dumps(fields)], 600)
     assert result["customers"] == customers, result
     return float(result["growth_mb"])
 
@@ -153,5 +136,8 @@ def bench_dupcheck(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory(prefix="billbee-bench-") as tmpdir:
-        bench_dupcheck(Path(tmpdir), smoke="--smoke" in sys.argv)
+    if sys.argv[1:2] == ["rss-worker"]:
+        rss_worker(sys.argv[2])
+    else:
+        with tempfile.TemporaryDirectory(prefix="billbee-bench-") as tmpdir:
+            bench_dupcheck(Path(tmpdir), smoke="--smoke" in sys.argv)

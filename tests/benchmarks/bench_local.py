@@ -22,7 +22,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks.common import REPO, SandboxProcess, median, report, sandbox, target, write_csv
+from tests.benchmarks.common import (
+    REPO,
+    median,
+    memory_table,
+    peak_rss_mb,
+    report,
+    run_worker,
+    sandbox,
+    sandbox_client_config,
+    target,
+    write_csv,
+)
 
 
 def validate_ours(csv_path: Path, out: Path) -> tuple[float, int]:
@@ -115,9 +126,7 @@ def memory_worker(csv_path: str, out: str, base_url: str) -> None:
         staging=workdir / "staging.jsonl",
         rejects=workdir / "rejects.csv",
     )
-    server = SandboxProcess.__new__(SandboxProcess)
-    server.base_url, server.user = base_url, "sandbox@example.com"
-    with BillbeeClient(server.client_config()) as client, Ledger(workdir / "ledger.jsonl") as ledger:
+    with BillbeeClient(sandbox_client_config(base_url)) as client, Ledger(workdir / "ledger.jsonl") as ledger:
         summary = import_customers(
             workdir / "staging.jsonl",
             client=client,
@@ -128,65 +137,43 @@ def memory_worker(csv_path: str, out: str, base_url: str) -> None:
             lock_dir=workdir,
             progress_every=60,
         )
-    # VmHWM: this process's own peak. ru_maxrss would not do: Linux keeps, across exec, the
-    # peak of the process it was forked from (the benchmark runner, hundreds of MB).
-    status = Path("/proc/self/status").read_text()
-    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-    print(json.dumps({"peak_mb": peak_kb / 1024, "would_create": summary.counts["would_create"]}))
+    print(json.dumps({"peak_mb": peak_rss_mb(), "would_create": summary.counts["would_create"]}))
 
 
 def bench_memory(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
     """Benchmark 5."""
     sizes = (30, 300, 3_000) if smoke else (30, 100_000, 1_000_000)
-    results = {}
+    peaks: dict[int, float] = {}
+    seconds: dict[int, float] = {}
     with sandbox(tmp / "memory.sqlite") as server:
         for rows in sizes:
             csv_path = write_csv(tmp / f"memory-{rows}.csv", rows)
             out = tmp / f"memory-{rows}"
             out.mkdir()
             start = time.monotonic()
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.benchmarks.bench_local",
-                    "memory-worker",
-                    str(csv_path),
-                    str(out),
-                    server.base_url,
-                ],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=1800,
-                check=True,
-            )
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            args = [
+                "-m",
+                "tests.benchmarks.bench_local",
+                "memory-worker",
+                str(csv_path),
+                str(out),
+                server.base_url,
+            ]
+            result = run_worker(args)
             assert result["would_create"] == rows, result
-            results[rows] = (result["peak_mb"], time.monotonic() - start)
+            peaks[rows], seconds[rows] = result["peak_mb"], time.monotonic() - start
             shutil.rmtree(out)
             csv_path.unlink()
-    base = results[sizes[0]][0]
-    table = [
-        [
-            rows,
-            round(peak, 1),
-            round(peak - base, 1),
-            round((peak - base) * 1024 * 1024 / rows) if rows > 30 else 0,
-            round(secs, 1),
-        ]
-        for rows, (peak, secs) in results.items()
-    ]
-    big, mid = results[sizes[-1]][0] - base, results[sizes[1]][0] - base
+    table, targets = memory_table(sizes, peaks)
     return report(
         "5-memory",
         "5. Memory: extract + validate + create (dry run) in one process",
         ["rows", "peak RSS MB", "minus 30-row run MB", "bytes/row", "seconds"],
-        table,
         [
-            target(f"< 50 MB extra at {sizes[-1]:,} rows", f"{big:.1f} MB", big < 50),
-            target(f"flat: {sizes[1]:,} vs {sizes[-1]:,} rows", f"{mid:.1f} vs {big:.1f} MB", big - mid < 10),
+            [*line, round(line[2] * 2**20 / line[0]) if line[0] > sizes[0] else 0, round(seconds[line[0]], 1)]
+            for line in table
         ],
+        targets,
         {"sizes": sizes},
         smoke,
         notes=[

@@ -11,14 +11,21 @@ Peak RSS (VmHWM) of that process, minus a 30-row run's.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks.common import REPO, SandboxProcess, report, sandbox, target, write_staging
+from tests.benchmarks.common import (
+    memory_table,
+    peak_rss_mb,
+    report,
+    run_worker,
+    sandbox,
+    sandbox_client_config,
+    write_staging,
+)
 
 
 def write_finished_ledger(staging: Path, ledger: Path) -> None:
@@ -42,9 +49,7 @@ def rerun_worker(workdir: str, base_url: str) -> None:
     from billbee_provider.imports.ledger import Ledger
 
     work = Path(workdir)
-    server = SandboxProcess.__new__(SandboxProcess)
-    server.base_url, server.user = base_url, "sandbox@example.com"
-    with BillbeeClient(server.client_config()) as client, Ledger(work / "ledger.jsonl") as ledger:
+    with BillbeeClient(sandbox_client_config(base_url)) as client, Ledger(work / "ledger.jsonl") as ledger:
         summary = import_customers(
             work / "staging.jsonl",
             client=client,
@@ -54,15 +59,15 @@ def rerun_worker(workdir: str, base_url: str) -> None:
             lock_dir=work,
             progress_every=60,
         )
-    status = Path("/proc/self/status").read_text()
-    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-    print(json.dumps({"peak_mb": peak_kb / 1024, "created": summary.counts["created"], "sent": summary.sent}))
+    print(json.dumps({"peak_mb": peak_rss_mb(), "created": summary.counts["created"], "sent": summary.sent}))
 
 
 def bench_rerun(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
     """Benchmark 5b."""
     sizes = (30, 300, 3_000) if smoke else (30, 100_000, 1_000_000)
-    results = {}
+    peaks: dict[int, float] = {}
+    seconds: dict[int, float] = {}
+    ledger_mb: dict[int, float] = {}
     with sandbox(tmp / "rerun.sqlite") as server:
         for rows in sizes:
             work = tmp / f"rerun-{rows}"
@@ -70,34 +75,18 @@ def bench_rerun(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
             write_staging(work / "staging.jsonl", rows)
             write_finished_ledger(work / "staging.jsonl", work / "ledger.jsonl")
             (work / "rejects.csv").write_text("")
-            ledger_mb = (work / "ledger.jsonl").stat().st_size / 2**20
             start = time.monotonic()
-            done = subprocess.run(
-                [sys.executable, "-m", "tests.benchmarks.bench_rerun", "worker", str(work), server.base_url],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=1800,
-                check=True,
-            )
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result = run_worker(["-m", "tests.benchmarks.bench_rerun", "worker", str(work), server.base_url])
             assert result["created"] == rows and result["sent"] == 0, result
-            results[rows] = (result["peak_mb"], time.monotonic() - start, ledger_mb)
-    base = results[sizes[0]][0]
-    table = [
-        [rows, round(ledger_mb, 1), round(peak, 1), round(peak - base, 1), round(secs, 1)]
-        for rows, (peak, secs, ledger_mb) in results.items()
-    ]
-    big, mid = results[sizes[-1]][0] - base, results[sizes[1]][0] - base
+            peaks[rows], seconds[rows] = result["peak_mb"], time.monotonic() - start
+            ledger_mb[rows] = (work / "ledger.jsonl").stat().st_size / 2**20
+    table, targets = memory_table(sizes, peaks)
     return report(
         "5b-rerun-memory",
         "5b. Memory of a re-run: a finished import's create stage again, its ledger read back",
-        ["rows", "ledger MB", "peak RSS MB", "minus 30-row run MB", "seconds"],
-        table,
-        [
-            target(f"< 50 MB extra at {sizes[-1]:,} rows", f"{big:.1f} MB", big < 50),
-            target(f"flat: {sizes[1]:,} vs {sizes[-1]:,} rows", f"{mid:.1f} vs {big:.1f} MB", big - mid < 10),
-        ],
+        ["rows", "peak RSS MB", "minus 30-row run MB", "ledger MB", "seconds"],
+        [[*line, round(ledger_mb[line[0]], 1), round(seconds[line[0]], 1)] for line in table],
+        targets,
         {"sizes": sizes},
         smoke,
         notes=[

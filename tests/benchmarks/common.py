@@ -27,6 +27,48 @@ RESULTS = Path(__file__).with_name("results.jsonl")
 API_KEY, USER, PASSWORD = "sandbox-api-key", "sandbox@example.com", "sandbox-api-password"
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM), in MB.
+
+    Not ``ru_maxrss``: Linux keeps, across ``exec``, the peak of the process a worker was
+    forked from (the benchmark runner, hundreds of MB).
+    """
+    return _status_kib("VmHWM:") / 1024
+
+
+def rss_mb() -> float:
+    """This process's RSS now (VmRSS), in MB."""
+    return _status_kib("VmRSS:") / 1024
+
+
+def _status_kib(field: str) -> int:
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field))
+
+
+def run_worker(args: Sequence[str], timeout: float = 1800) -> dict[str, Any]:
+    """Run ``python <args>`` in a fresh interpreter in the repo; its last stdout line, as JSON."""
+    done = subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def memory_table(
+    sizes: Sequence[int], peaks: dict[int, float]
+) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """The "minus the smallest run" column and benchmark 5's two targets (< 50 MB, flat)."""
+    base = peaks[sizes[0]]
+    extra = [round(peaks[rows] - base, 1) for rows in sizes]
+    big, mid = peaks[sizes[-1]] - base, peaks[sizes[1]] - base
+    targets = [
+        target(f"< 50 MB extra at {sizes[-1]:,} rows", f"{big:.1f} MB", big < 50),
+        target(f"flat: {sizes[1]:,} vs {sizes[-1]:,} rows", f"{mid:.1f} vs {big:.1f} MB", big - mid < 10),
+    ]
+    return [[rows, round(peaks[rows], 1), x] for rows, x in zip(sizes, extra, strict=True)], targets
+
+
 def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
 
@@ -136,17 +178,22 @@ class SandboxProcess:
             since = page[-1]["seq"]
 
     def client_config(self, **overrides: Any) -> Any:
-        from billbee_provider.api.config import BillbeeConfig
+        return sandbox_client_config(self.base_url, self.user, **overrides)
 
-        fields = {
-            "base_url": self.base_url,
-            "api_key": API_KEY,
-            "user": self.user,
-            "password": PASSWORD,
-            "read_timeout": 30.0,
-        }
-        fields.update(overrides)
-        return BillbeeConfig(**fields)
+
+def sandbox_client_config(base_url: str, user: str = USER, **overrides: Any) -> Any:
+    """The ``BillbeeConfig`` of a sandbox (also in a worker process, from its URL alone)."""
+    from billbee_provider.api.config import BillbeeConfig
+
+    fields = {
+        "base_url": base_url,
+        "api_key": API_KEY,
+        "user": user,
+        "password": PASSWORD,
+        "read_timeout": 30.0,
+    }
+    fields.update(overrides)
+    return BillbeeConfig(**fields)
 
 
 @contextmanager
