@@ -363,6 +363,10 @@ class BillbeeClient:
                     adapter.close()
 
 
+#: Connections the session keeps open: the most requests the importer has in flight.
+MAX_CONNECTIONS = 64
+
+
 def encode_body(body: object) -> bytes:
     """A request body as Billbee gets it: UTF-8 JSON without ``\\u`` escapes."""
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -371,8 +375,9 @@ def encode_body(body: object) -> bytes:
 def make_session(config: BillbeeConfig) -> requests.Session:
     """Build a session sending Billbee's auth headers; TLS verified unless the config says not."""
     session = requests.Session()
-    # Room for the importer's concurrent requests (requests' default pool keeps 10).
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+    # Room for the importer's concurrent requests (requests' default pool keeps 10; a
+    # fuller pool discards connections, with a urllib3 warning for each).
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=MAX_CONNECTIONS)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.auth = HTTPBasicAuth(config.user, config.password)

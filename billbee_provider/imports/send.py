@@ -29,7 +29,13 @@ from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from billbee_provider.api.client import CREATE_CUSTOMER, WINDOW_SECONDS, BillbeeClient, Logger
+from billbee_provider.api.client import (
+    CREATE_CUSTOMER,
+    MAX_CONNECTIONS,
+    WINDOW_SECONDS,
+    BillbeeClient,
+    Logger,
+)
 from billbee_provider.api.envelope import json_int
 from billbee_provider.api.errors import (
     BillbeeApiError,
@@ -52,8 +58,9 @@ RESOLVE_ROUNDS = 3
 #: The longest answer time, in seconds, at which the default number of requests in flight
 #: still keeps the import at the rate limit: requests in flight = rate x answer time.
 ANSWER_BUDGET_SECONDS = 4.0
-#: The default's bounds: 8 covers Billbee's 2/s up to 4 s answers; 64 bounds the threads.
-MIN_IN_FLIGHT, MAX_IN_FLIGHT = 8, 64
+#: The default's bounds: 8 covers Billbee's 2/s up to 4 s answers; the top is what the
+#: client's connection pool keeps (64), which also bounds the threads.
+MIN_IN_FLIGHT, MAX_IN_FLIGHT = 8, MAX_CONNECTIONS
 
 
 def default_in_flight(rate_limit: float) -> int:
