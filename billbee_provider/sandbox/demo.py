@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"Created Billbee customer Id={ids[0]} in the sandbox")
         out = home / "demo-import"
+        # The sandbox starts empty on every demo: so must the import's folder. Its ledger
+        # from the last demo would carry "created" over for customers this sandbox never
+        # had (a real output folder keeps its ledger: that is what prevents duplicates).
+        shutil.rmtree(out, ignore_errors=True)
         if not _run_dag(
             server, "billbee_import_customers", {"output_dir": str(out)}, home / "demo-import.log"
         ):
