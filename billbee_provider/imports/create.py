@@ -304,11 +304,11 @@ def _scan_and_create(run: Run, staging: Location, if_exists: IfExists) -> None:
         )
         # Unresolved entries of any input: a send of another file may have created a customer
         # that this run must not take for one of its own (see send.Run.preexisting).
-        unresolved = any(e.unresolved and e.key for e in previous.entries())
+        unresolved = previous.has_unresolved()
         index = scan_account(run.client, run.log) if if_exists != "create" or unresolved else AccountIndex()
         run.preexisting = index.ids()
         # Every Id the ledger gave a row, of any input: never the answer for another row.
-        run.claimed.update(e.billbee_id for e in previous.entries() if e.billbee_id is not None)
+        run.claimed.update(previous.billbee_ids())
         if if_exists == "fail":
             existing = existing_rows(staging, previous, index, run.claimed)
             if existing:

@@ -68,7 +68,7 @@ from typing import Any, Literal, cast, get_args
 
 from billbee_provider.api.envelope import json_int
 from billbee_provider.imports.object_ledger import ObjectRecords, file_system_of
-from billbee_provider.imports.scratch_db import scratch_database
+from billbee_provider.imports.scratch_db import ScratchStore
 from billbee_provider.imports.storage import (
     Appender,
     Location,
@@ -167,7 +167,7 @@ class LedgerEntry:
         )
 
 
-class LedgerState(Mapping[int, LedgerEntry]):
+class LedgerState(ScratchStore, Mapping[int, LedgerEntry]):
     """A loaded ledger: the last entry of every ``(row, digest)``, and which one applies to a row.
 
     As a mapping it is the last entry of every row number, whatever its digest (what
@@ -178,23 +178,16 @@ class LedgerState(Mapping[int, LedgerEntry]):
     """
 
     def __init__(self) -> None:
-        self._db = scratch_database(
-            # digest "" stands for none (a record older than digests): a real one is hex.
+        super().__init__(
+            # digest "" stands for none (a record older than digests): a real one is hex. The
+            # event, whether there is a key and the Id answer the run's questions without
+            # parsing every record (see has_unresolved and billbee_ids).
             "CREATE TABLE by_digest (row INTEGER NOT NULL, digest TEXT NOT NULL, line INTEGER NOT NULL,"
-            " input TEXT, record TEXT NOT NULL, PRIMARY KEY (row, digest)) WITHOUT ROWID",
+            " input TEXT, event TEXT NOT NULL, keyed INTEGER NOT NULL, billbee_id INTEGER,"
+            " record TEXT NOT NULL, PRIMARY KEY (row, digest)) WITHOUT ROWID",
             # The last record of a row is the last one of its (row, digest): kept once, in by_digest.
             "CREATE TABLE last (row INTEGER PRIMARY KEY, digest TEXT NOT NULL)",
         )
-
-    def __enter__(self) -> LedgerState:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Drop the loaded entries (and their temporary file). Idempotent."""
-        self._db.close()
 
     def add(self, line: int, entry: LedgerEntry, record: str | None = None) -> None:
         """Take one record (records must come in file order).
@@ -208,10 +201,20 @@ class LedgerState(Mapping[int, LedgerEntry]):
             (entry.row, entry.digest or ""),
         )
         self._db.execute(
-            "INSERT INTO by_digest (row, digest, line, input, record) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (row, digest) DO UPDATE SET line = excluded.line, input = excluded.input, "
-            "record = excluded.record",
-            (entry.row, entry.digest or "", line, entry.input_id, text),
+            "INSERT INTO by_digest (row, digest, line, input, event, keyed, billbee_id, record) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (row, digest) DO UPDATE SET line = excluded.line, "
+            "input = excluded.input, event = excluded.event, keyed = excluded.keyed, "
+            "billbee_id = excluded.billbee_id, record = excluded.record",
+            (
+                entry.row,
+                entry.digest or "",
+                line,
+                entry.input_id,
+                entry.event,
+                bool(entry.key),
+                entry.billbee_id,
+                text,
+            ),
         )
 
     def __getitem__(self, row: int) -> LedgerEntry:
@@ -247,6 +250,22 @@ class LedgerState(Mapping[int, LedgerEntry]):
         """The last entry of every ``(row, digest)``: every row of every input the ledger saw (streamed)."""
         for (record,) in self._db.execute("SELECT record FROM by_digest ORDER BY row, line"):
             yield LedgerEntry.from_json(record)
+
+    def has_unresolved(self) -> bool:
+        """Whether an entry with a key was sent without a known answer (``sending``, ``in_doubt``)."""
+        events = sorted(UNRESOLVED_EVENTS)
+        found = self._db.execute(
+            f"SELECT 1 FROM by_digest WHERE keyed AND event IN ({', '.join('?' * len(events))}) LIMIT 1",  # noqa: S608
+            events,
+        )
+        return found.fetchone() is not None
+
+    def billbee_ids(self) -> Iterator[int]:
+        """The Billbee Ids of the entries (streamed): every Id the ledger gave a row."""
+        return (
+            found[0]
+            for found in self._db.execute("SELECT billbee_id FROM by_digest WHERE billbee_id IS NOT NULL")
+        )
 
     def entry_count(self) -> int:
         """How many entries :meth:`entries` gives."""

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import cast
 
 from billbee_provider.imports.plan import RowOutcome, Status
-from billbee_provider.imports.scratch_db import scratch_database
+from billbee_provider.imports.scratch_db import ScratchStore
 
 _SCHEMA = (
     # ``seq`` (the rowid) is the order rows were first placed in: the staging file's order.
@@ -36,28 +36,18 @@ _SCHEMA = (
 _COLUMNS = "row, key, status, billbee_id, error_code, problems"
 
 
-class RowStore:
+class RowStore(ScratchStore):
     """Outcomes in file order, keys seen and claimed Ids of one run, in a temporary SQLite file.
 
     Use as a context manager, or call :meth:`close`, which deletes the file.
     """
 
     def __init__(self) -> None:
-        self._db = scratch_database(*_SCHEMA)
+        super().__init__(*_SCHEMA)
         self._rows = 0
         self._max_row = -(2**63)
         #: The claimed Billbee Ids, as a set-like view (see :class:`ClaimedIds`).
         self.claimed = ClaimedIds(self._db)
-
-    def __enter__(self) -> RowStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Drop the store (and its temporary file). Idempotent."""
-        self._db.close()
 
     # -- outcomes --------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ This module does not import Airflow.
 from __future__ import annotations
 
 import sqlite3
+from typing import Self
 
 #: SQLite's page cache per scratch database, in KiB: what each may hold in memory.
 CACHE_KIB = 8192
@@ -35,3 +36,23 @@ def scratch_database(*schema: str) -> sqlite3.Connection:
         db.execute(statement)
     db.execute("BEGIN")
     return db
+
+
+class ScratchStore:
+    """A holder of one scratch database: a context manager whose :meth:`close` drops it.
+
+    :param schema: ``CREATE`` statements (see :func:`scratch_database`).
+    """
+
+    def __init__(self, *schema: str) -> None:
+        self._db = scratch_database(*schema)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the database (and its temporary file). Idempotent."""
+        self._db.close()

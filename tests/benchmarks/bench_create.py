@@ -27,6 +27,7 @@ from tests.benchmarks.common import (
     USER,
     SandboxProcess,
     body,
+    import_in,
     median,
     report,
     sandbox,
@@ -47,26 +48,12 @@ def run_import(
     max_in_flight: int | None = None,
 ) -> dict[str, Any]:
     """One import of ``rows`` new customers; the summary plus what the sandbox saw."""
-    from billbee_provider.api.client import BillbeeClient
-    from billbee_provider.imports.create import import_customers
-    from billbee_provider.imports.ledger import Ledger
-
     workdir.mkdir(parents=True, exist_ok=True)
-    staging = write_staging(workdir / "staging.jsonl", rows, tag)
+    write_staging(workdir / "staging.jsonl", rows, tag)
     (workdir / "rejects.csv").write_text("")
     config = server.client_config(endpoint_rate_limit=limit, account_rate_limit=max(10, 5 * limit))
     cpu = time.process_time()
-    with BillbeeClient(config) as client, Ledger(workdir / "ledger.jsonl") as ledger:
-        summary = import_customers(
-            staging,
-            client=client,
-            ledger=ledger,
-            results_path=workdir / "results.csv",
-            rejects_path=workdir / "rejects.csv",
-            lock_dir=workdir,
-            progress_every=60,
-            max_in_flight=max_in_flight,
-        )
+    summary = import_in(workdir, config, max_in_flight=max_in_flight)
     cpu = time.process_time() - cpu
     creates = server.creates()
     ok = [e for e in creates if e["status"] == 200]

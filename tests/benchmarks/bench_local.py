@@ -24,6 +24,7 @@ from typing import Any
 
 from tests.benchmarks.common import (
     REPO,
+    import_in,
     median,
     memory_table,
     peak_rss_mb,
@@ -108,11 +109,8 @@ def bench_validate(tmp: Path, *, smoke: bool = False) -> dict[str, Any]:
 
 def memory_worker(csv_path: str, out: str, base_url: str) -> None:
     """One task process: extract (snapshot copy) + validate + create dry run; print peak RSS."""
-    from billbee_provider.api.client import BillbeeClient
     from billbee_provider.customers.mapping import body_from_dotted
-    from billbee_provider.imports.create import import_customers
     from billbee_provider.imports.extract_csv import iter_csv
-    from billbee_provider.imports.ledger import Ledger
     from billbee_provider.imports.storage import open_read, replace
     from billbee_provider.imports.validate import prepare
 
@@ -126,17 +124,7 @@ def memory_worker(csv_path: str, out: str, base_url: str) -> None:
         staging=workdir / "staging.jsonl",
         rejects=workdir / "rejects.csv",
     )
-    with BillbeeClient(sandbox_client_config(base_url)) as client, Ledger(workdir / "ledger.jsonl") as ledger:
-        summary = import_customers(
-            workdir / "staging.jsonl",
-            client=client,
-            ledger=ledger,
-            results_path=workdir / "results.csv",
-            rejects_path=workdir / "rejects.csv",
-            dry_run=True,
-            lock_dir=workdir,
-            progress_every=60,
-        )
+    summary = import_in(workdir, sandbox_client_config(base_url), dry_run=True)
     print(json.dumps({"peak_mb": peak_rss_mb(), "would_create": summary.counts["would_create"]}))
 
 

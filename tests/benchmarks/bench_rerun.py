@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.common import (
+    import_in,
     memory_table,
     peak_rss_mb,
     report,
@@ -44,21 +45,7 @@ def write_finished_ledger(staging: Path, ledger: Path) -> None:
 
 def rerun_worker(workdir: str, base_url: str) -> None:
     """One task process: the create stage of a finished import, again; prints peak RSS."""
-    from billbee_provider.api.client import BillbeeClient
-    from billbee_provider.imports.create import import_customers
-    from billbee_provider.imports.ledger import Ledger
-
-    work = Path(workdir)
-    with BillbeeClient(sandbox_client_config(base_url)) as client, Ledger(work / "ledger.jsonl") as ledger:
-        summary = import_customers(
-            work / "staging.jsonl",
-            client=client,
-            ledger=ledger,
-            results_path=work / "results.csv",
-            rejects_path=work / "rejects.csv",
-            lock_dir=work,
-            progress_every=60,
-        )
+    summary = import_in(Path(workdir), sandbox_client_config(base_url))
     print(json.dumps({"peak_mb": peak_rss_mb(), "created": summary.counts["created"], "sent": summary.sent}))
 
 

@@ -196,6 +196,29 @@ def sandbox_client_config(base_url: str, user: str = USER, **overrides: Any) -> 
     return BillbeeConfig(**fields)
 
 
+def import_in(workdir: Path, config: Any, **options: Any) -> Any:
+    """``import_customers`` over a run folder's ``staging.jsonl``, ``ledger.jsonl``,
+    ``results.csv`` and ``rejects.csv`` with a client of ``config``; its summary.
+
+    :param options: more ``import_customers`` options (``dry_run``, ``max_in_flight``).
+    """
+    from billbee_provider.api.client import BillbeeClient
+    from billbee_provider.imports.create import import_customers
+    from billbee_provider.imports.ledger import Ledger
+
+    with BillbeeClient(config) as client, Ledger(workdir / "ledger.jsonl") as ledger:
+        return import_customers(
+            workdir / "staging.jsonl",
+            client=client,
+            ledger=ledger,
+            results_path=workdir / "results.csv",
+            rejects_path=workdir / "rejects.csv",
+            lock_dir=workdir,
+            progress_every=60,
+            **options,
+        )
+
+
 @contextmanager
 def sandbox(db: Path, **limits: Any) -> Iterator[SandboxProcess]:
     server = SandboxProcess(db, **limits)
